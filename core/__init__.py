@@ -1,0 +1,1 @@
+"""The engine: dataset, audio, features, store, training and query. Never imports a UI toolkit."""

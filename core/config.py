@@ -1,0 +1,195 @@
+"""Typed settings, loaded from TOML with validation.
+
+Precedence: built-in defaults < user config (platformdirs) < `--config FILE` < command-line flags.
+Every problem names the file, the key and what is expected, in one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from .errors import ConfigError
+
+APP_NAME = "genre-erkennung"
+
+
+def _opt(
+    default: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    doc: str = "",
+) -> Any:
+    """A dataclass field that carries its validation rule."""
+    meta = {"low": low, "high": high, "choices": choices, "doc": doc}
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class AudioSettings:
+    sample_rate: int = _opt(44100, low=8000, high=192000, doc="decode rate in Hz")
+    chunk_seconds: float = _opt(30.0, low=1.0, high=600.0, doc="chunk length in seconds")
+    min_chunk_seconds: float = _opt(10.0, low=0.1, high=600.0, doc="shortest tail chunk kept")
+
+
+@dataclass
+class FeatureSettings:
+    backend: str = _opt("native", choices=("native", "sonic-annotator"))
+    sonic_annotator: str = _opt("", doc="path of the sonic-annotator binary ('' = search PATH)")
+    device: str = _opt("auto", choices=("auto", "cpu", "cuda"))
+
+
+@dataclass
+class ExtractionSettings:
+    workers: int = _opt(0, low=0, high=256, doc="decode processes (0 = all cores)")
+
+
+@dataclass
+class TrainingSettings:
+    model: str = _opt("merged", choices=("merged", "mfcc", "contrast"))
+    epochs: int = _opt(50, low=1, high=10000)
+    batch_size: int = _opt(50, low=1, high=65536)
+    learning_rate: float = _opt(1e-3, low=1e-7, high=10.0)
+    seed: int = _opt(0, low=0, high=2**32 - 1)
+    patience: int = _opt(10, low=1, high=10000)
+    validation_share: float = _opt(0.15, low=0.0, high=0.9)
+    device: str = _opt("auto", choices=("auto", "cpu", "cuda"))
+    balance: bool = _opt(True, doc="class weights in the loss when genres are imbalanced")
+    threads: int = _opt(0, low=0, high=256, doc="CPU torch threads (0 = measure 1 vs 2)")
+
+
+@dataclass
+class QuerySettings:
+    model: str = _opt("", doc="model used when --model is not given ('' = newest)")
+    max_items: int = _opt(20, low=1, high=10000, doc="playlist entries fetched at most")
+
+
+@dataclass
+class Settings:
+    workspace: str = _opt("", doc="where features, models and downloads live ('' = default)")
+    dataset: str = _opt("", doc="dataset root holding train/ and test/")
+    audio: AudioSettings = field(default_factory=AudioSettings)
+    features: FeatureSettings = field(default_factory=FeatureSettings)
+    extraction: ExtractionSettings = field(default_factory=ExtractionSettings)
+    training: TrainingSettings = field(default_factory=TrainingSettings)
+    query: QuerySettings = field(default_factory=QuerySettings)
+
+
+def user_config_path() -> Path:
+    """The per-user config file (it need not exist)."""
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def _type_name(tp: Any) -> str:
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}[tp]
+
+
+def _check_value(source: str, key: str, value: Any, f: dataclasses.Field) -> Any:
+    tp = _TYPES[f.type] if isinstance(f.type, str) else f.type
+    meta = f.metadata
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    ok = isinstance(value, tp) and not (tp is not bool and isinstance(value, bool))
+    if not ok:
+        raise ConfigError(f"{source}: {key} must be {_type_name(tp)}, got {value!r}")
+    if meta.get("choices") and value not in meta["choices"]:
+        choices = ", ".join(meta["choices"])
+        raise ConfigError(f"{source}: {key} must be one of {choices}, got {value!r}")
+    low, high = meta.get("low"), meta.get("high")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ConfigError(f"{source}: {key} must be between {low:g} and {high:g}, got {value!r}")
+    return value
+
+
+def _apply(obj: Any, data: dict[str, Any], source: str, prefix: str = "") -> None:
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"{source}: unknown key {dotted!r} (known here: {known})")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: [{dotted}] must be a table, got {value!r}")
+            _apply(current, value, source, f"{dotted}.")
+        else:
+            setattr(obj, key, _check_value(source, dotted, value, fields[key]))
+
+
+def _check_consistency(s: Settings, source: str) -> None:
+    if s.audio.min_chunk_seconds > s.audio.chunk_seconds:
+        raise ConfigError(
+            f"{source}: audio.min_chunk_seconds ({s.audio.min_chunk_seconds:g}) must not exceed "
+            f"audio.chunk_seconds ({s.audio.chunk_seconds:g})"
+        )
+
+
+def load_file(settings: Settings, path: Path) -> None:
+    """Overlay one TOML file onto `settings`."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    _apply(settings, data, str(path))
+    _check_consistency(settings, str(path))
+
+
+def override(settings: Settings, dotted: str, value: Any) -> None:
+    """Apply a command-line flag (`None` means: not given)."""
+    if value is None:
+        return
+    *parents, key = dotted.split(".")
+    obj = settings
+    for p in parents:
+        obj = getattr(obj, p)
+    f = {f.name: f for f in dataclasses.fields(obj)}[key]
+    setattr(obj, key, _check_value(f"--{key.replace('_', '-')}", dotted, value, f))
+    _check_consistency(settings, "command line")
+
+
+def load(config: Path | None = None, *, use_user_config: bool = True) -> Settings:
+    """Defaults, then the user's config file, then `config`. Flags are applied by the caller."""
+    settings = Settings()
+    user = user_config_path()
+    if use_user_config and not os.environ.get("GENRE_NO_USER_CONFIG") and user.is_file():
+        load_file(settings, user)
+    if config is not None:
+        load_file(settings, Path(config))
+    return settings
+
+
+def as_dict(settings: Any) -> dict[str, Any]:
+    """Plain dict of a settings dataclass (for model cards and JSON)."""
+    return dataclasses.asdict(settings)
+
+
+def describe() -> list[tuple[str, Any, str]]:
+    """(key, default, doc) of every setting, for docs and the sample-config test."""
+    rows: list[tuple[str, Any, str]] = []
+
+    def walk(obj: Any, prefix: str) -> None:
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                walk(value, f"{prefix}{f.name}.")
+            else:
+                rows.append((f"{prefix}{f.name}", value, f.metadata.get("doc", "")))
+
+    walk(Settings(), "")
+    return rows

@@ -1,0 +1,48 @@
+"""Where things live: features/, models/ and downloads/ under one workspace folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from .config import APP_NAME, Settings
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """The folders of one workspace (created on first use)."""
+
+    root: Path
+
+    @property
+    def features(self) -> Path:
+        return self.root / "features"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def downloads(self) -> Path:
+        return self.root / "downloads"
+
+    def ensure(self) -> Workspace:
+        try:
+            for d in (self.features, self.models, self.downloads):
+                d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"workspace {self.root}: cannot create it ({exc.strerror})") from None
+        return self
+
+
+def default_root() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def from_settings(settings: Settings) -> Workspace:
+    """The workspace named by the settings, else the platform default."""
+    root = Path(settings.workspace).expanduser() if settings.workspace else default_root()
+    return Workspace(root.resolve())

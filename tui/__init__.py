@@ -1,0 +1,1 @@
+"""Terminal faces of the engine: the Typer CLI and the Textual app."""

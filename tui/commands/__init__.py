@@ -1,0 +1,1 @@
+"""One module per `genre` subcommand (or sub-app); `tui/cli.py` wires them together."""

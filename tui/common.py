@@ -1,0 +1,92 @@
+"""What every command shares: the common options, settings loading, and error rendering.
+
+stdout carries only a command's data (tables, --json); progress and messages go to stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from genre_erkennung.core import config as config_mod
+from genre_erkennung.core.config import Settings
+from genre_erkennung.core.errors import GenreError
+from genre_erkennung.core.workspace import Workspace, from_settings
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="TOML config file (see sample_config.toml).")
+]
+WorkspaceOpt = Annotated[
+    Path | None,
+    typer.Option("--workspace", help="Folder for features, models and downloads."),
+]
+DatasetOpt = Annotated[
+    Path | None, typer.Option("--dataset", help="Dataset root holding train/ and test/.")
+]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", help="Show tracebacks (for bug reports).")]
+
+
+@dataclass
+class Context:
+    """Settings after every layer of precedence, and the workspace they name."""
+
+    settings: Settings
+    workspace: Workspace
+
+    def dataset_root(self) -> Path:
+        if not self.settings.dataset:
+            raise GenreError(
+                "no dataset given: pass --dataset ROOT or set `dataset` in your config"
+            )
+        return Path(self.settings.dataset).expanduser()
+
+
+def load(config: Path | None, workspace: Path | None = None, dataset: Path | None = None,
+         **flags: Any) -> Context:
+    """Defaults < user config < --config < flags (given as dotted keys, e.g. audio.sample_rate)."""
+    settings = config_mod.load(config)
+    if workspace is not None:
+        settings.workspace = str(workspace)
+    if dataset is not None:
+        settings.dataset = str(dataset)
+    for key, value in flags.items():
+        config_mod.override(settings, key.replace("__", "."), value)
+    return Context(settings, from_settings(settings))
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(fn: F) -> F:
+    """Turn a GenreError into one red line on stderr and its exit code; Ctrl-C into exit 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        verbose = bool(kwargs.get("verbose"))
+        try:
+            return fn(*args, **kwargs)
+        except GenreError as exc:
+            if verbose:
+                traceback.print_exc()
+            err.print(Text.assemble(("error: ", "bold red"), str(exc)))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted[/]")
+            raise typer.Exit(130) from None
+        except BrokenPipeError:
+            sys.stderr.close()
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
