@@ -17,15 +17,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
 from .atomic import atomic_write_bytes
-from .errors import AudioError, ToolMissing
-
-#: Extensions scanned as songs. ffmpeg reads many more; these are the ones people keep music in.
-_EXTS = ".mp3 .wav .flac .ogg .oga .opus .m4a .aac .wma .aif .aiff .au .mp2 .ape .wv .webm .mka"
-AUDIO_EXTENSIONS = frozenset(_EXTS.split(" "))
+from .errors import AudioError, GenreError, ToolMissing
 
 _LAYOUTS = {
     "mono": 1,
@@ -198,41 +195,47 @@ def stream(
         "pcm_f32le",
         "pipe:1",
     ]
+    # Own session: a Ctrl-C meant for us must not kill ffmpeg and look like a bad file.
     proc = subprocess.Popen(
-        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     tail = _StderrTail(proc.stderr)
     tail.start()
     nbytes = block * 4
-    got_any = False
+    at_eof = False
     try:
         assert proc.stdout is not None
-        while True:
-            buf = _read_exact(proc.stdout, nbytes)
-            if not buf:
-                break
-            got_any = True
-            yield np.frombuffer(buf, dtype="<f4", count=len(buf) // 4).astype(np.float32)
-            if len(buf) < nbytes:
-                break
+        while not at_eof:
+            samples = _read_block(proc.stdout, nbytes)
+            at_eof = samples.nbytes < nbytes
+            if samples.size:
+                yield samples
     finally:
-        if proc.poll() is None:
+        if not at_eof:
             proc.kill()
         proc.wait()
         tail.join(timeout=1)
-    if proc.returncode != 0 and not got_any:
+    if proc.returncode < 0:
+        raise GenreError(f"{path}: ffmpeg was stopped by signal {-proc.returncode}; run again")
+    if proc.returncode != 0:
         raise AudioError(f"{path}: cannot decode ({_reason(tail.text())})")
 
 
-def _read_exact(f, n: int) -> bytes:
-    parts = []
-    while n > 0:
-        b = f.read(n)
-        if not b:
+def _read_block(f: IO[bytes], nbytes: int) -> np.ndarray:
+    """Fill one block from the pipe straight into a writable array (no extra copy)."""
+    buf = bytearray(nbytes)
+    view = memoryview(buf)
+    got = 0
+    while got < nbytes:
+        n = f.readinto(view[got:])  # type: ignore[attr-defined]
+        if not n:
             break
-        parts.append(b)
-        n -= len(b)
-    return b"".join(parts)
+        got += n
+    return np.frombuffer(buf, dtype="<f4", count=got // 4)
 
 
 def decode(path: str | Path, sample_rate: int) -> np.ndarray:
@@ -276,9 +279,9 @@ def chunks(
                 break
             padded = np.zeros(size, dtype=np.float32)
             padded[: len(block)] = block
-            yield Chunk(index, index * chunk_seconds, padded, len(block))
+            yield Chunk(index, float(index * chunk_seconds), padded, len(block))
         else:
-            yield Chunk(index, index * chunk_seconds, block, size)
+            yield Chunk(index, float(index * chunk_seconds), block, size)
         index += 1
     if index == 0:
         raise AudioError(

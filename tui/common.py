@@ -14,16 +14,15 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
-from rich.text import Text
-
 from genre_erkennung.core import config as config_mod
 from genre_erkennung.core.config import Settings
 from genre_erkennung.core.errors import GenreError
 from genre_erkennung.core.workspace import Workspace, from_settings
+from rich.console import Console
+from rich.text import Text
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="TOML config file (see sample_config.toml).")
@@ -32,9 +31,7 @@ WorkspaceOpt = Annotated[
     Path | None,
     typer.Option("--workspace", help="Folder for features, models and downloads."),
 ]
-DatasetOpt = Annotated[
-    Path | None, typer.Option("--dataset", help="Dataset root holding train/ and test/.")
-]
+DatasetOpt = Annotated[Path | None, typer.Option("--dataset", help="Dataset root holding train/ and test/.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", help="Show tracebacks (for bug reports).")]
 
 
@@ -47,14 +44,13 @@ class Context:
 
     def dataset_root(self) -> Path:
         if not self.settings.dataset:
-            raise GenreError(
-                "no dataset given: pass --dataset ROOT or set `dataset` in your config"
-            )
+            raise GenreError("no dataset given: pass --dataset ROOT or set `dataset` in your config")
         return Path(self.settings.dataset).expanduser()
 
 
-def load(config: Path | None, workspace: Path | None = None, dataset: Path | None = None,
-         **flags: Any) -> Context:
+def load(
+    config: Path | None, workspace: Path | None = None, dataset: Path | None = None, **flags: Any
+) -> Context:
     """Defaults < user config < --config < flags (given as dotted keys, e.g. audio.sample_rate)."""
     settings = config_mod.load(config)
     if workspace is not None:

@@ -1,0 +1,276 @@
+"""The dataset: ROOT/{train,test}/<genre>/<songs>, scanned, checked and fingerprinted.
+
+The folder name is the genre. Every non-hidden file below a genre folder is probed with ffmpeg;
+what it cannot read as audio is reported, never fatal. The user's files are only ever read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import shutil
+from collections import defaultdict
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import audio
+from .atomic import atomic_path
+from .errors import AudioError, GenreError
+
+SPLITS = ("train", "test")
+#: Files people keep beside music that are certainly not songs: reported without probing.
+_JUNK = ".txt .nfo .cue .m3u .m3u8 .pls .log .jpg .jpeg .png .gif .bmp .pdf .json .xml .db .ini .md"
+NOT_AUDIO = frozenset(_JUNK.split(" "))
+
+
+@dataclass
+class Song:
+    """One song file; `key` is the hash of its bytes (a renamed file keeps its key)."""
+
+    path: Path
+    split: str
+    genre: str
+    key: str = ""
+    duration: float | None = None
+    format: str = ""
+    channels: int = 0
+    sample_rate: int = 0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something the user should look at; `path` is None for dataset-wide problems."""
+
+    kind: str  # missing-split | genre-one-split | empty-genre | duplicate | unreadable | not-audio
+    message: str
+    path: str | None = None
+
+
+@dataclass
+class GenreSummary:
+    split: str
+    genre: str
+    songs: int
+    seconds: float
+    failed: int
+
+
+@dataclass
+class Dataset:
+    root: Path
+    songs: list[Song] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def genres(self) -> list[str]:
+        """Genres in sorted order of folder names (the label order of every model)."""
+        return sorted({s.genre for s in self.songs})
+
+    def usable(self, split: str | None = None) -> list[Song]:
+        return [s for s in self.songs if s.ok and (split is None or s.split == split)]
+
+    @property
+    def fingerprint(self) -> str:
+        """A stable hash of which audio carries which label in which split."""
+        lines = sorted(f"{s.split}\t{s.genre}\t{s.key}" for s in self.usable())
+        return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+    def summary(self) -> list[GenreSummary]:
+        rows: dict[tuple[str, str], GenreSummary] = {}
+        for split in SPLITS:
+            for genre in self.genres:
+                rows[split, genre] = GenreSummary(split, genre, 0, 0.0, 0)
+        for s in self.songs:
+            row = rows[s.split, s.genre]
+            if s.ok:
+                row.songs += 1
+                row.seconds += s.duration or 0.0
+            else:
+                row.failed += 1
+        return list(rows.values())
+
+    def to_json(self) -> dict:
+        return {
+            "root": str(self.root),
+            "genres": self.genres,
+            "fingerprint": self.fingerprint,
+            "summary": [vars(r) for r in self.summary()],
+            "songs": [
+                {
+                    "path": str(s.path),
+                    "split": s.split,
+                    "genre": s.genre,
+                    "key": s.key,
+                    "duration": s.duration,
+                    "format": s.format,
+                    "error": s.error,
+                }
+                for s in self.songs
+            ],
+            "problems": [vars(p) for p in self.problems],
+        }
+
+
+def content_key(path: Path) -> str:
+    """Hash of the file's bytes: a changed file gets a new key, a renamed one keeps it."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()[:32]
+
+
+def _visible_files(folder: Path) -> Iterable[Path]:
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith("."):
+                yield Path(dirpath) / name
+
+
+def _inspect(song: Song) -> Song:
+    try:
+        info = audio.probe(song.path)
+        song.duration, song.format = info.duration, info.format
+        song.channels, song.sample_rate = info.channels, info.sample_rate
+        song.key = content_key(song.path)
+    except AudioError as exc:
+        song.error = str(exc).removeprefix(f"{song.path}: ")
+    except OSError as exc:
+        song.error = f"cannot read ({exc.strerror})"
+    return song
+
+
+def scan(root: Path, workers: int = 8) -> Dataset:
+    """Find, probe and hash every song; collect problems instead of failing on them."""
+    root = Path(root)
+    if not root.is_dir():
+        raise GenreError(f"dataset {root}: no such folder (expected ROOT/train/<genre>/ ...)")
+    ds = Dataset(root)
+    candidates: list[Song] = []
+    genres_by_split: dict[str, set[str]] = defaultdict(set)
+    for split in SPLITS:
+        split_dir = root / split
+        if not split_dir.is_dir():
+            ds.problems.append(Problem("missing-split", f"no {split}/ folder in {root}"))
+            continue
+        for genre_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
+            if genre_dir.name.startswith("."):
+                continue
+            genres_by_split[split].add(genre_dir.name)
+            for path in _visible_files(genre_dir):
+                if path.suffix.lower() in NOT_AUDIO:
+                    ds.problems.append(Problem("not-audio", "not audio, skipped", str(path)))
+                else:
+                    candidates.append(Song(path, split, genre_dir.name))
+    if not genres_by_split:
+        raise GenreError(
+            f"dataset {root}: no genre folders found (expected ROOT/train/<genre>/ and "
+            "ROOT/test/<genre>/; `genre dataset split` makes this layout)"
+        )
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        ds.songs = list(pool.map(_inspect, candidates))
+    for s in ds.songs:
+        if not s.ok:
+            ds.problems.append(Problem("unreadable", s.error or "", str(s.path)))
+    _check(ds, genres_by_split)
+    return ds
+
+
+def _check(ds: Dataset, genres_by_split: dict[str, set[str]]) -> None:
+    all_genres = set().union(*genres_by_split.values())
+    for genre in sorted(all_genres):
+        present = [sp for sp in SPLITS if genre in genres_by_split.get(sp, set())]
+        if len(present) == 1 and len(genres_by_split) == 2:
+            missing = "test" if present == ["train"] else "train"
+            ds.problems.append(
+                Problem(
+                    "genre-one-split",
+                    f"genre {genre!r} is in {present[0]}/ only, not in {missing}/",
+                )
+            )
+        for split in present:
+            if not any(s.ok and s.genre == genre and s.split == split for s in ds.songs):
+                ds.problems.append(
+                    Problem("empty-genre", f"{split}/{genre} holds no readable songs")
+                )
+    by_key: dict[str, list[Song]] = defaultdict(list)
+    for s in ds.usable():
+        by_key[s.key].append(s)
+    for same in by_key.values():
+        if len({s.split for s in same}) > 1:
+            paths = " and ".join(str(s.path.relative_to(ds.root)) for s in same)
+            ds.problems.append(
+                Problem(
+                    "duplicate", f"the same audio is in both splits: {paths}", str(same[0].path)
+                )
+            )
+
+
+@dataclass
+class SplitResult:
+    copied: int = 0
+    skipped: int = 0
+    per_genre: dict[str, tuple[int, int]] = field(default_factory=dict)  # genre -> (train, test)
+
+
+def split(
+    src: Path, dest: Path, test_ratio: float = 0.3, seed: int = 0, link: bool = False
+) -> SplitResult:
+    """Make DEST/{train,test}/<genre>/ from SRC/<genre>/, by song, deterministically.
+
+    Files are copied (or hard-linked); SRC is never modified. Re-running is safe: files already in
+    place with the same size are skipped.
+    """
+    src, dest = Path(src).resolve(), Path(dest).resolve()
+    if not src.is_dir():
+        raise GenreError(f"{src}: no such folder (expected SRC/<genre>/<songs>)")
+    if not 0.0 < test_ratio < 1.0:
+        raise GenreError(f"--test-ratio must be between 0 and 1 (exclusive), got {test_ratio}")
+    if dest == src or dest.is_relative_to(src):
+        raise GenreError(f"{dest}: the destination must not lie inside the source {src}")
+    genres = sorted(p for p in src.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not genres:
+        raise GenreError(f"{src}: no genre folders (expected SRC/<genre>/<songs>)")
+    result = SplitResult()
+    for genre_dir in genres:
+        songs = sorted(p for p in _visible_files(genre_dir) if p.suffix.lower() not in NOT_AUDIO)
+        if not songs:
+            continue
+        order = songs[:]
+        random.Random(f"{seed}/{genre_dir.name}").shuffle(order)
+        n_test = round(len(order) * test_ratio)
+        if len(order) >= 2:
+            n_test = min(max(n_test, 1), len(order) - 1)
+        test = set(order[:n_test])
+        for song in songs:
+            part = "test" if song in test else "train"
+            target = dest / part / genre_dir.name / song.relative_to(genre_dir)
+            if target.exists() and target.stat().st_size == song.stat().st_size:
+                result.skipped += 1
+                continue
+            _place(song, target, link)
+            result.copied += 1
+        result.per_genre[genre_dir.name] = (len(songs) - n_test, n_test)
+    return result
+
+
+def _place(song: Path, target: Path, link: bool) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if link:
+        target.unlink(missing_ok=True)
+        try:
+            os.link(song, target)
+            return
+        except OSError as exc:
+            raise GenreError(
+                f"cannot hard-link {song} to {target} ({exc.strerror}); "
+                "use the same file system or drop --link to copy"
+            ) from None
+    with atomic_path(target) as tmp:
+        shutil.copy2(song, tmp)

@@ -1,0 +1,243 @@
+"""Dataset -> feature store: parallel, resumable, cancellable.
+
+Each worker thread drives one ffmpeg decode process and runs the feature math on what it reads
+(torch releases the GIL), so N workers keep N cores busy with either decoding or math. Per song the
+work is a pure function of (bytes, config): `song_features`. Songs already in the store are not
+decoded again; failures are recorded and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import audio
+from .config import Settings
+from .dataset import Song
+from .errors import AudioError, Cancelled
+from .events import (
+    ExtractProgress,
+    JobFinished,
+    JobStarted,
+    Reporter,
+    SongDone,
+    SongFailed,
+    SongStarted,
+    ignore,
+)
+from .features import Backend, get_backend
+from .store import Entry, FeatureStore, store_for
+from .workspace import Workspace
+
+#: Chunks per feature-math call: big enough to amortise torch overhead, small enough for RAM.
+BATCH_CHUNKS = 4
+
+
+@dataclass
+class ExtractResult:
+    done: int = 0
+    cached: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    audio_seconds: float = 0.0
+    elapsed: float = 0.0
+    cancelled: bool = False
+    store: Path | None = None
+
+
+def song_features(
+    path: Path,
+    settings: Settings,
+    backend: Backend,
+    cancel: threading.Event | None = None,
+    info: audio.AudioInfo | None = None,
+) -> Entry:
+    """Decode one song into chunks and compute their features, a batch at a time."""
+    a = settings.audio
+    info = info or audio.probe(path)
+    parts: list = []
+    starts: list[float] = []
+    lengths: list[int] = []
+    pending: list[np.ndarray] = []
+
+    def flush() -> None:
+        if pending:
+            parts.append(backend.batch(np.stack(pending), a.sample_rate))
+            pending.clear()
+
+    for chunk in audio.chunks(path, a.sample_rate, a.chunk_seconds, a.min_chunk_seconds, info):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("extraction cancelled")
+        pending.append(chunk.samples)
+        starts.append(chunk.start)
+        lengths.append(chunk.length)
+        if len(pending) == BATCH_CHUNKS:
+            flush()
+    flush()
+    return Entry(
+        mfcc=np.concatenate([p.mfcc for p in parts]),
+        contrast_peaks=np.concatenate([p.peaks for p in parts]),
+        contrast_valleys=np.concatenate([p.valleys for p in parts]),
+        starts=np.asarray(starts, dtype=np.float64),
+        lengths=np.asarray(lengths, dtype=np.int64),
+        meta={
+            "source": str(path),
+            "duration": sum(lengths) / a.sample_rate,
+            "format": info.format,
+            "channels": info.channels,
+            "source_rate": info.sample_rate,
+            "created": time.time(),
+        },
+    )
+
+
+def _default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def extract(
+    songs: Iterable[Song],
+    settings: Settings,
+    workspace: Workspace,
+    report: Reporter = ignore,
+    cancel: threading.Event | None = None,
+    retry_failed: bool = False,
+) -> ExtractResult:
+    """Extract every song not yet in the store. Returns counts and the failures."""
+    cancel = cancel or threading.Event()
+    store = store_for(workspace.ensure(), settings)
+    backend = get_backend(settings.features)
+    workers = settings.extraction.workers or _default_workers()
+    result = ExtractResult(store=store.folder)
+    songs = list(songs)
+    todo: dict[str, Song] = {}
+    for song in songs:
+        if not song.ok:
+            result.failed.append((str(song.path), song.error or "unreadable"))
+        elif song.key not in todo:
+            todo[song.key] = song
+    report(JobStarted("extract", len(todo), sum(s.duration or 0.0 for s in todo.values())))
+    for path, reason in result.failed:
+        report(SongFailed(path, reason))
+    queue: list[Song] = []
+    for key, song in todo.items():
+        recorded = None if retry_failed else store.failure(key)
+        if store.has(key):
+            result.cached += 1
+            report(SongDone(str(song.path), _chunk_count(store, key), song.duration or 0, True))
+        elif recorded:
+            result.failed.append((str(song.path), recorded))
+            report(SongFailed(str(song.path), recorded))
+        else:
+            queue.append(song)
+    _set_torch_threads(workers)
+    _run(queue, settings, store, backend, workers, result, report, cancel, len(todo))
+    report(JobFinished("extract", cancelled=result.cancelled))
+    return result
+
+
+def _chunk_count(store: FeatureStore, key: str) -> int:
+    with np.load(store.path(key), allow_pickle=False) as z:
+        return int(z["lengths"].shape[0])
+
+
+def _set_torch_threads(workers: int) -> None:
+    """Each worker thread runs its own math; torch's own pool would only fight them for cores."""
+    import torch
+
+    torch.set_num_threads(max(1, _default_workers() // workers))
+
+
+def _run(
+    queue: list[Song],
+    settings: Settings,
+    store: FeatureStore,
+    backend: Backend,
+    workers: int,
+    result: ExtractResult,
+    report: Reporter,
+    cancel: threading.Event,
+    total: int,
+) -> None:
+    start = time.monotonic()
+    remaining_audio = sum(s.duration or 0.0 for s in queue)
+    free = list(range(workers))
+    lock = threading.Lock()
+
+    def work(song: Song, slot: int) -> Entry:
+        report(SongStarted(str(song.path), slot))
+        return song_features(song.path, settings, backend, cancel)
+
+    def progress() -> None:
+        elapsed = time.monotonic() - start
+        rate = result.audio_seconds / elapsed if elapsed > 0 else 0.0
+        eta = remaining_audio / rate if rate > 0 else None
+        done = result.done + result.cached
+        report(
+            ExtractProgress(
+                done, len(result.failed), total, result.audio_seconds, elapsed, rate, eta
+            )
+        )
+
+    pending: dict[Future, tuple[Song, int]] = {}
+    items = iter(queue)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="extract") as pool:
+        try:
+            while True:
+                while free and not cancel.is_set():
+                    song = next(items, None)
+                    if song is None:
+                        break
+                    slot = free.pop(0)
+                    pending[pool.submit(work, song, slot)] = (song, slot)
+                if not pending:
+                    break
+                finished, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    song, slot = pending.pop(fut)
+                    free.append(slot)
+                    with lock:
+                        remaining_audio -= song.duration or 0.0
+                    _finish(fut, song, slot, store, result, report)
+                    progress()
+        except KeyboardInterrupt:
+            cancel.set()
+            wait(pending)
+            raise
+    result.elapsed = time.monotonic() - start
+    result.cancelled = cancel.is_set()
+
+
+def _finish(
+    fut: Future,
+    song: Song,
+    slot: int,
+    store: FeatureStore,
+    result: ExtractResult,
+    report: Reporter,
+) -> None:
+    try:
+        entry = fut.result()
+    except Cancelled:
+        return
+    except AudioError as exc:
+        reason = str(exc).removeprefix(f"{song.path}: ")
+        store.record_failure(song.key, str(song.path), reason)
+        result.failed.append((str(song.path), reason))
+        report(SongFailed(str(song.path), reason, slot))
+        return
+    except Exception as exc:  # not the file's fault (a killed decoder, a full disk): retry later
+        result.failed.append((str(song.path), str(exc)))
+        report(SongFailed(str(song.path), str(exc), slot))
+        return
+    store.save(song.key, entry)
+    seconds = float(entry.meta["duration"])
+    result.done += 1
+    result.audio_seconds += seconds
+    report(SongDone(str(song.path), entry.chunks, seconds, False, slot))

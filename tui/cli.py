@@ -1,0 +1,46 @@
+"""The `genre` command. Bare `genre` opens the TUI; subcommands run the pipeline step by step."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from genre_erkennung import __version__
+
+from .commands import chunk, dataset, extract
+
+app = typer.Typer(
+    name="genre",
+    help="Music genre recognition: dataset, chunks, features, training and queries.",
+    invoke_without_command=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(dataset.app, name="dataset")
+app.command()(chunk.chunk)
+app.command()(extract.extract)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"genre-erkennung {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = None,
+) -> None:
+    """Music genre recognition. Bare `genre` opens the TUI."""
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+
+
+def main() -> None:
+    app()

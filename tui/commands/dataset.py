@@ -1,0 +1,87 @@
+"""`genre dataset show|split`: look at a dataset, or make one from SRC/<genre>/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from genre_erkennung.core import dataset as ds_mod
+from rich.table import Table
+from rich.text import Text
+
+from .. import common
+
+app = typer.Typer(
+    help="Inspect a dataset, or split a folder of genres into train/test.", no_args_is_help=True
+)
+
+
+def _hours(seconds: float) -> str:
+    m, s = divmod(round(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
+@app.command()
+@common.handle_errors
+def show(
+    root: Annotated[Path | None, typer.Argument(help="Dataset root (default: --dataset or config).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    config: common.ConfigOpt = None,
+    workspace: common.WorkspaceOpt = None,
+    dataset: common.DatasetOpt = None,
+    verbose: common.VerboseOpt = False,
+) -> None:
+    """Songs and hours per genre and split, and every problem found."""
+    ctx = common.load(config, workspace, root or dataset)
+    ds = ds_mod.scan(ctx.dataset_root())
+    if as_json:
+        common.out.print_json(json.dumps(ds.to_json(), ensure_ascii=False))
+        raise typer.Exit(1 if _serious(ds) else 0)
+    table = Table(title=f"{ds.root}", title_justify="left")
+    table.add_column("genre")
+    for split in ds_mod.SPLITS:
+        table.add_column(f"{split} songs", justify="right")
+        table.add_column(f"{split} time", justify="right")
+    rows = {(r.split, r.genre): r for r in ds.summary()}
+    for genre in ds.genres:
+        cells: list[str] = [genre]
+        for split in ds_mod.SPLITS:
+            r = rows[split, genre]
+            cells += [str(r.songs) + (f" (+{r.failed} bad)" if r.failed else ""), _hours(r.seconds)]
+        table.add_row(*cells)
+    common.out.print(table)
+    common.out.print(f"fingerprint {ds.fingerprint}, {len(ds.usable())} usable songs")
+    for p in ds.problems:
+        where = f"{p.path}: " if p.path else ""
+        style = "yellow" if p.kind == "not-audio" else "red"
+        common.out.print(Text.assemble((f"{p.kind}: ", style), where + p.message))
+    raise typer.Exit(1 if _serious(ds) else 0)
+
+
+def _serious(ds: ds_mod.Dataset) -> bool:
+    return any(p.kind != "not-audio" for p in ds.problems)
+
+
+@app.command()
+@common.handle_errors
+def split(
+    src: Annotated[Path, typer.Argument(help="Folder of genre folders: SRC/<genre>/<songs>.")],
+    dest: Annotated[Path, typer.Argument(help="Dataset root to create: DEST/{train,test}/<genre>/.")],
+    test_ratio: Annotated[float, typer.Option(help="Share of each genre's songs put in test/.")] = 0.3,
+    seed: Annotated[int, typer.Option(help="Seed of the deterministic shuffle.")] = 0,
+    link: Annotated[bool, typer.Option("--link", help="Hard-link instead of copying.")] = False,
+    verbose: common.VerboseOpt = False,
+) -> None:
+    """Split SRC/<genre>/ into DEST/train and DEST/test by song; SRC is never changed."""
+    result = ds_mod.split(src, dest, test_ratio=test_ratio, seed=seed, link=link)
+    table = Table(title=str(dest), title_justify="left")
+    for col in ("genre", "train", "test"):
+        table.add_column(col, justify="left" if col == "genre" else "right")
+    for genre, (n_train, n_test) in result.per_genre.items():
+        table.add_row(genre, str(n_train), str(n_test))
+    common.out.print(table)
+    verb = "linked" if link else "copied"
+    common.err.print(f"{result.copied} files {verb}, {result.skipped} already in place")
