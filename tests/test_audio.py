@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import make_audio
+
 from genre_erkennung.core import audio
 from genre_erkennung.core.errors import AudioError
 

@@ -2,6 +2,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from genre_erkennung.core import config
 from genre_erkennung.core.errors import ConfigError
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from conftest import make_audio, make_dataset
+
 from genre_erkennung.core import dataset
 from genre_erkennung.core.errors import GenreError
 

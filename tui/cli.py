@@ -8,7 +8,7 @@ import typer
 
 from genre_erkennung import __version__
 
-from .commands import chunk, dataset, extract
+from .commands import chunk, dataset, extract, query
 
 app = typer.Typer(
     name="genre",
@@ -21,6 +21,7 @@ app = typer.Typer(
 app.add_typer(dataset.app, name="dataset")
 app.command()(chunk.chunk)
 app.command()(extract.extract)
+app.command()(query.query)
 
 
 def _version(value: bool) -> None:

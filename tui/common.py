@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.console import Console
+from rich.text import Text
+
 from genre_erkennung.core import config as config_mod
 from genre_erkennung.core.config import Settings
 from genre_erkennung.core.errors import GenreError
 from genre_erkennung.core.workspace import Workspace, from_settings
-from rich.console import Console
-from rich.text import Text
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

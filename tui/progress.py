@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from genre_erkennung.core import events as ev
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -15,6 +14,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.text import Text
+
+from genre_erkennung.core import events as ev
 
 from .common import err
 

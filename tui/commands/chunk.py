@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
+
 from genre_erkennung.core import audio
 from genre_erkennung.core.errors import AudioError
-from rich.text import Text
 
 from .. import common
 

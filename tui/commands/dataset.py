@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from genre_erkennung.core import dataset as ds_mod
 from rich.table import Table
 from rich.text import Text
+
+from genre_erkennung.core import dataset as ds_mod
 
 from .. import common
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.text import Text
+
 from genre_erkennung.core import dataset as ds_mod
 from genre_erkennung.core import events
-from rich.text import Text
 
 from .. import common
 from ..progress import ProgressReporter

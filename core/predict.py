@@ -1,0 +1,216 @@
+"""Song -> per-chunk probabilities -> votes -> verdict.
+
+A source is a file, a folder (every song below it) or an http(s) URL (fetched with yt-dlp). Each
+song goes through the same decode and features as the model's card says; features of a song
+already in the store are reused, new ones are stored for next time.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import audio
+from .config import Settings
+from .dataset import NOT_AUDIO, content_key
+from .errors import AudioError, Cancelled, GenreError, ModelError
+from .events import ChunkVote, JobFinished, JobStarted, Reporter, SongFailed, ignore
+from .fetch import fetch, forget, is_url
+from .registry import LoadedModel, check_features
+from .store import store_for
+from .workspace import Workspace
+
+
+@dataclass
+class ChunkResult:
+    index: int
+    start: float
+    end: float
+    genre: str
+    probabilities: dict[str, float]
+
+
+@dataclass
+class Verdict:
+    """The majority vote (the original's "The song is 75% rock") and the mean-probability ranking."""
+
+    majority: str
+    share: float
+    votes: int
+    chunks: int
+    ranking: list[tuple[str, float]]
+
+
+@dataclass
+class SongResult:
+    source: str
+    title: str
+    path: str
+    duration: float
+    chunks: list[ChunkResult]
+    verdict: Verdict
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "title": self.title,
+            "duration": round(self.duration, 3),
+            "chunks": [asdict(c) for c in self.chunks],
+            "verdict": {
+                "majority": self.verdict.majority,
+                "share": self.verdict.share,
+                "ranking": [[g, p] for g, p in self.verdict.ranking],
+            },
+        }
+
+
+@dataclass
+class QueryResult:
+    model: str
+    results: list[SongResult] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (source, one-line reason)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "results": [r.to_json() for r in self.results],
+            "errors": [{"source": s, "error": e} for s, e in self.errors],
+        }
+
+
+def settings_for(loaded: LoadedModel, settings: Settings) -> Settings:
+    """The user's settings with the audio framing and backend the model was trained on."""
+    trained = loaded.card["features"]["config"]
+    s = copy.deepcopy(settings)
+    s.audio.sample_rate = int(trained["sample_rate"])
+    s.audio.chunk_seconds = float(trained["chunk_seconds"])
+    s.audio.min_chunk_seconds = float(trained["min_chunk_seconds"])
+    s.features.backend = str(trained.get("backend", s.features.backend))
+    check_features(loaded.card, s)
+    return s
+
+
+def verdict(probs: np.ndarray, genres: list[str]) -> Verdict:
+    """Majority of chunk votes (ties go to the higher mean probability) and the mean ranking."""
+    mean = probs.mean(axis=0)
+    votes = np.bincount(probs.argmax(axis=1), minlength=len(genres))
+    best = max(range(len(genres)), key=lambda g: (votes[g], mean[g]))
+    ranking = sorted(
+        ((genres[g], round(float(mean[g]), 4)) for g in range(len(genres))), key=lambda gp: -gp[1]
+    )
+    return Verdict(
+        genres[best], round(float(votes[best] / len(probs)), 4), int(votes[best]), len(probs), ranking
+    )
+
+
+def classify_file(
+    path: Path,
+    loaded: LoadedModel,
+    settings: Settings,
+    workspace: Workspace,
+    source: str | None = None,
+    title: str | None = None,
+    report: Reporter = ignore,
+    cancel: threading.Event | None = None,
+) -> SongResult:
+    """Classify one local song. `settings` must come from `settings_for(loaded, ...)`."""
+    from .extract import song_features
+    from .features import get_backend
+    from .model import predict_chunks
+
+    info = audio.probe(path)
+    store = store_for(workspace, settings)
+    key = content_key(path)
+    if store.has(key):
+        entry = store.load(key)
+    else:
+        entry = song_features(path, settings, get_backend(settings.features), cancel, info)
+        store.save(key, entry)
+    probs = predict_chunks(loaded, entry.mfcc, entry.contrast_peaks)
+    sr = settings.audio.sample_rate
+    chunks = []
+    source = source or str(path)
+    for i, (start, length, p) in enumerate(zip(entry.starts, entry.lengths, probs, strict=True)):
+        distribution = {g: round(float(x), 4) for g, x in zip(loaded.genres, p, strict=True)}
+        genre = loaded.genres[int(p.argmax())]
+        c = ChunkResult(i, float(start), round(float(start) + int(length) / sr, 3), genre, distribution)
+        chunks.append(c)
+        report(ChunkVote(source, c.index, c.start, c.end, genre, distribution))
+    duration = info.duration if info.duration is not None else float(entry.lengths.sum()) / sr
+    return SongResult(source, title or path.stem, str(path), duration, chunks, verdict(probs, loaded.genres))
+
+
+def _songs_below(folder: Path) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith(".") and Path(name).suffix.lower() not in NOT_AUDIO:
+                yield Path(dirpath) / name
+
+
+def _expand(
+    source: str, workspace: Workspace, max_items: int, report: Reporter, cancel: threading.Event
+) -> list[tuple[str, Path, str | None, bool]]:
+    """(source as reported, local path, title, downloaded) for every song behind a source."""
+    if is_url(source):
+        return [(source, f.path, f.title, True) for f in fetch(source, workspace, max_items, report, cancel)]
+    p = Path(source).expanduser()
+    if p.is_dir():
+        songs = [(str(s), s, None, False) for s in _songs_below(p)]
+        if not songs:
+            raise GenreError(f"{source}: no song files in this folder")
+        return songs
+    if not p.exists():
+        raise GenreError(f"{source}: no such file or folder")
+    return [(source, p, None, False)]
+
+
+def query(
+    sources: list[str],
+    loaded: LoadedModel,
+    settings: Settings,
+    workspace: Workspace,
+    max_items: int = 20,
+    report: Reporter = ignore,
+    cancel: threading.Event | None = None,
+) -> QueryResult:
+    """Classify every song behind `sources`; a failing source is recorded and the rest go on."""
+    cancel = cancel or threading.Event()
+    settings = settings_for(loaded, settings)
+    workspace.ensure()
+    result = QueryResult(loaded.name)
+    report(JobStarted("query", len(sources)))
+    for source in sources:
+        if cancel.is_set():
+            break
+        try:
+            songs = _expand(source, workspace, max_items, report, cancel)
+        except Cancelled:
+            break
+        except GenreError as exc:
+            result.errors.append((source, str(exc)))
+            report(SongFailed(source, str(exc)))
+            continue
+        for shown, path, title, downloaded in songs:
+            try:
+                result.results.append(
+                    classify_file(path, loaded, settings, workspace, shown, title, report, cancel)
+                )
+            except Cancelled:
+                break
+            except (AudioError, ModelError) as exc:
+                why = str(exc).removeprefix(f"{path}: ")
+                if downloaded and isinstance(exc, AudioError):
+                    forget(workspace, source, path)
+                    why = f"the download is not usable audio ({why})"
+                result.errors.append((shown, f"{shown}: {why}"))
+                report(SongFailed(shown, f"{shown}: {why}"))
+    report(JobFinished("query", cancelled=cancel.is_set()))
+    return result
