@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
+import socket
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -80,3 +84,27 @@ def run_genre(*args: str | Path, check: bool = False, timeout: float = 600) -> s
     if check and proc.returncode != 0:
         raise AssertionError(f"genre {args} failed ({proc.returncode}):\n{proc.stderr}")
     return proc
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def http_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A real HTTP server on 127.0.0.1 (ephemeral port) serving a folder the tests fill."""
+    root = tmp_path_factory.mktemp("www")
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", root
+    server.shutdown()
+
+
+def refused_port() -> int:
+    """A port nothing listens on (bound, then closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
