@@ -8,6 +8,7 @@ decoded again; failures are recorded and the batch goes on.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -32,7 +33,7 @@ from .events import (
     SongStarted,
     ignore,
 )
-from .features import Backend, get_backend
+from .features import Backend, FeatureBatch, get_backend
 from .store import Entry, FeatureStore, store_for
 from .workspace import Workspace
 
@@ -51,6 +52,34 @@ class ExtractResult:
     store: Path | None = None
 
 
+class _Rows:
+    """Per-chunk feature rows, preallocated from the probed duration so a long song is never
+    copied whole (np.zeros pages cost nothing until written); grows only if the estimate was short."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(1, capacity)
+        self.arrays: dict[str, np.ndarray] = {}
+        self.n = 0
+
+    def add(self, batch: FeatureBatch) -> None:
+        rows = {"mfcc": batch.mfcc, "contrast_peaks": batch.peaks, "contrast_valleys": batch.valleys}
+        k = len(batch.mfcc)
+        if self.n + k > self.capacity:
+            self.capacity = max(2 * self.capacity, self.n + k)
+            for name, arr in self.arrays.items():
+                grown = np.zeros((self.capacity, *arr.shape[1:]), arr.dtype)
+                grown[: self.n] = arr[: self.n]
+                self.arrays[name] = grown
+        for name, x in rows.items():
+            if name not in self.arrays:
+                self.arrays[name] = np.zeros((self.capacity, *x.shape[1:]), np.float32)
+            self.arrays[name][self.n : self.n + k] = x
+        self.n += k
+
+    def get(self, name: str) -> np.ndarray:
+        return self.arrays[name][: self.n]
+
+
 def song_features(
     path: Path,
     settings: Settings,
@@ -58,17 +87,20 @@ def song_features(
     cancel: threading.Event | None = None,
     info: audio.AudioInfo | None = None,
 ) -> Entry:
-    """Decode one song into chunks and compute their features, a batch at a time."""
+    """Decode one song into chunks and compute their features, a batch at a time.
+
+    Memory stays flat for any length: one batch of audio, plus the features themselves.
+    """
     a = settings.audio
     info = info or audio.probe(path)
-    parts: list = []
+    rows = _Rows(math.ceil((info.duration or 0.0) / a.chunk_seconds) + 1)
     starts: list[float] = []
     lengths: list[int] = []
     pending: list[np.ndarray] = []
 
     def flush() -> None:
         if pending:
-            parts.append(backend.batch(np.stack(pending), a.sample_rate))
+            rows.add(backend.batch(np.stack(pending), a.sample_rate))
             pending.clear()
 
     for chunk in audio.chunks(path, a.sample_rate, a.chunk_seconds, a.min_chunk_seconds, info):
@@ -81,9 +113,9 @@ def song_features(
             flush()
     flush()
     return Entry(
-        mfcc=np.concatenate([p.mfcc for p in parts]),
-        contrast_peaks=np.concatenate([p.peaks for p in parts]),
-        contrast_valleys=np.concatenate([p.valleys for p in parts]),
+        mfcc=rows.get("mfcc"),
+        contrast_peaks=rows.get("contrast_peaks"),
+        contrast_valleys=rows.get("contrast_valleys"),
         starts=np.asarray(starts, dtype=np.float64),
         lengths=np.asarray(lengths, dtype=np.int64),
         meta={
@@ -179,11 +211,7 @@ def _run(
         rate = result.audio_seconds / elapsed if elapsed > 0 else 0.0
         eta = remaining_audio / rate if rate > 0 else None
         done = result.done + result.cached
-        report(
-            ExtractProgress(
-                done, len(result.failed), total, result.audio_seconds, elapsed, rate, eta
-            )
-        )
+        report(ExtractProgress(done, len(result.failed), total, result.audio_seconds, elapsed, rate, eta))
 
     pending: dict[Future, tuple[Song, int]] = {}
     items = iter(queue)

@@ -1,0 +1,54 @@
+"""Shared by the benchmarks: generated test audio and wall-clock timing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from genre_erkennung.core import audio
+
+GENRE = str(Path(sys.executable).with_name("genre"))
+
+
+def make_song(path: Path, seconds: float, seed: int, channels: int = 2) -> Path:
+    """A stereo MP3 whose channels differ: pink noise left, a tone plus brown noise right."""
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    left = f"anoisesrc=color=pink:seed={seed}:duration={seconds}:amplitude=0.25"
+    right = f"sine=frequency={110 + 37 * seed}:duration={seconds}"
+    cmd = [
+        audio.find_ffmpeg(),
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        left,
+        "-f",
+        "lavfi",
+        "-i",
+        right,
+    ]
+    if channels == 2:
+        cmd += ["-filter_complex", "[0][1]amerge=inputs=2"]
+    cmd += ["-ar", "44100", "-b:a", "160k", audio.ffmpeg_input(path.with_suffix(".tmp.mp3"))]
+    subprocess.run(cmd, check=True)
+    os.replace(path.with_suffix(".tmp.mp3"), path)
+    return path
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def run(*args: str) -> None:
+    subprocess.run([GENRE, *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
