@@ -1,0 +1,186 @@
+"""The networks: the original pipeline's merged two-branch model and its single branches.
+
+Every model takes (mfcc [B, T_mfcc, coeffs], contrast [B, T_sc, bands]) and returns logits
+[B, genres]; the single-branch models ignore the input they do not use, so training, evaluation
+and query never need to know which one they hold. Softmax is applied by the loss and by
+`predict_chunks`, not inside the network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import ModelError
+from .tensors import prepare
+
+if TYPE_CHECKING:
+    from .registry import LoadedModel
+
+KINDS = ("merged", "mfcc", "contrast")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Layer widths and dropout rates; the defaults are the original pipeline's."""
+
+    mfcc_conv: int = 100
+    mfcc_bottleneck: int = 20
+    mfcc_lstm: int = 300
+    mfcc_dropout: float = 0.4
+    contrast_conv: int = 100
+    contrast_lstm: int = 100
+    contrast_dropout: float = 0.2
+    head: int = 1000
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Everything needed to rebuild a model before loading its weights."""
+
+    kind: str
+    genres: int
+    coeffs: int = 20
+    bands: int = 7
+    sizes: Sizes = field(default_factory=Sizes)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Architecture:
+        return cls(**{**data, "sizes": Sizes(**data["sizes"])})
+
+
+class MfccBranch(nn.Module):
+    """Conv(k4) ReLU Pool(4) Drop; Conv(k4) ReLU Pool(4) Drop; LSTM last state; Drop; Linear."""
+
+    def __init__(self, coeffs: int, genres: int, s: Sizes) -> None:
+        super().__init__()
+        self.convs = nn.Sequential(
+            nn.Conv1d(coeffs, s.mfcc_conv, kernel_size=4),
+            nn.ReLU(),
+            nn.MaxPool1d(4),
+            nn.Dropout(s.mfcc_dropout),
+            nn.Conv1d(s.mfcc_conv, s.mfcc_bottleneck, kernel_size=4),
+            nn.ReLU(),
+            nn.MaxPool1d(4),
+            nn.Dropout(s.mfcc_dropout),
+        )
+        self.lstm = nn.LSTM(s.mfcc_bottleneck, s.mfcc_lstm, batch_first=True)
+        self.drop = nn.Dropout(s.mfcc_dropout)
+        self.out = nn.Linear(s.mfcc_lstm, genres)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.convs(x.transpose(1, 2)).transpose(1, 2)
+        _, (last, _) = self.lstm(h)
+        return self.out(self.drop(last[-1]))
+
+
+class ContrastBranch(nn.Module):
+    """Conv(k3, stride 4) ReLU Drop; LSTM last state; Drop. Returns `contrast_lstm` features."""
+
+    def __init__(self, bands: int, s: Sizes) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv1d(bands, s.contrast_conv, kernel_size=3, stride=4),
+            nn.ReLU(),
+            nn.Dropout(s.contrast_dropout),
+        )
+        self.lstm = nn.LSTM(s.contrast_conv, s.contrast_lstm, batch_first=True)
+        self.drop = nn.Dropout(s.contrast_dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, (last, _) = self.lstm(self.conv(x.transpose(1, 2)).transpose(1, 2))
+        return self.drop(last[-1])
+
+
+class Merged(nn.Module):
+    """Both branches; the head mixes the MFCC branch's genre scores with contrast features."""
+
+    def __init__(self, a: Architecture) -> None:
+        super().__init__()
+        self.mfcc = MfccBranch(a.coeffs, a.genres, a.sizes)
+        self.contrast = ContrastBranch(a.bands, a.sizes)
+        self.head = nn.Sequential(
+            nn.Linear(a.genres + a.sizes.contrast_lstm, a.sizes.head),
+            nn.Linear(a.sizes.head, a.genres),
+        )
+
+    def forward(self, mfcc: torch.Tensor, contrast: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.cat([self.mfcc(mfcc), self.contrast(contrast)], dim=1))
+
+
+class MfccOnly(nn.Module):
+    def __init__(self, a: Architecture) -> None:
+        super().__init__()
+        self.mfcc = MfccBranch(a.coeffs, a.genres, a.sizes)
+
+    def forward(self, mfcc: torch.Tensor, contrast: torch.Tensor) -> torch.Tensor:
+        return self.mfcc(mfcc)
+
+
+class ContrastOnly(nn.Module):
+    def __init__(self, a: Architecture) -> None:
+        super().__init__()
+        self.contrast = ContrastBranch(a.bands, a.sizes)
+        self.out = nn.Linear(a.sizes.contrast_lstm, a.genres)
+
+    def forward(self, mfcc: torch.Tensor, contrast: torch.Tensor) -> torch.Tensor:
+        return self.out(self.contrast(contrast))
+
+
+_CLASSES = {"merged": Merged, "mfcc": MfccOnly, "contrast": ContrastOnly}
+
+#: The shortest inputs the layers accept: two conv(4)+pool(4) stages; one conv(3).
+MIN_FRAMES = (31, 3)
+
+
+def build(a: Architecture) -> nn.Module:
+    if a.kind not in _CLASSES:
+        raise ModelError(f"unknown model {a.kind!r} (known: {', '.join(KINDS)})")
+    if a.genres < 2:
+        raise ModelError(f"a model needs at least 2 genres, got {a.genres}")
+    return _CLASSES[a.kind](a)
+
+
+def check_frames(frames: tuple[int, int]) -> None:
+    """Refuse chunks too short for the convolutions, with the reason."""
+    if frames[0] < MIN_FRAMES[0] or frames[1] < MIN_FRAMES[1]:
+        raise ModelError(
+            f"chunks give {frames[0]} MFCC and {frames[1]} contrast frames; the model needs at "
+            f"least {MIN_FRAMES[0]} and {MIN_FRAMES[1]}: use a longer audio.chunk_seconds"
+        )
+
+
+@torch.no_grad()
+def predict_chunks(
+    loaded: LoadedModel, mfcc: np.ndarray, peaks: np.ndarray, batch_size: int = 256
+) -> np.ndarray:
+    """Raw features of C chunks ([C, T, 20], [C, T, bands]) -> probabilities [C, genres].
+
+    Applies the card's compression, standardisation and frame count, so the caller passes the
+    store's (or the feature backend's) arrays unchanged.
+    """
+    a = loaded.architecture
+    if mfcc.ndim != 3 or peaks.ndim != 3 or len(mfcc) != len(peaks):
+        raise ModelError(f"expected [C, T, k] arrays for both inputs, got {mfcc.shape}, {peaks.shape}")
+    if (mfcc.shape[2], peaks.shape[2]) != (a.coeffs, a.bands):
+        raise ModelError(
+            f"model {loaded.name!r} expects {a.coeffs} MFCC coefficients and {a.bands} contrast "
+            f"bands, got {mfcc.shape[2]} and {peaks.shape[2]}"
+        )
+    m, c = prepare(mfcc, peaks, loaded.norm, loaded.frames)
+    device = next(loaded.module.parameters()).device
+    loaded.module.eval()
+    out = [
+        torch.softmax(loaded.module(mb.to(device), cb.to(device)).float(), dim=1).cpu()
+        for mb, cb in zip(m.split(batch_size), c.split(batch_size), strict=True)
+    ]
+    if not out:
+        return np.zeros((0, len(loaded.genres)), dtype=np.float32)
+    return torch.cat(out).numpy()

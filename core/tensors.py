@@ -1,0 +1,281 @@
+"""Feature store -> padded, standardised tensors for training and evaluation.
+
+Spectral contrast is a linear magnitude that spans orders of magnitude and is exactly 0 in
+silence, so it is compressed with log10(x + 1e-6) first. Every input is then standardised per
+coefficient with statistics of the training songs only; the statistics travel with the model, so
+a query feeds the network the same numbers it was trained on.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .dataset import Dataset, Song
+from .errors import GenreError
+from .store import Entry, FeatureStore
+
+LOG_FLOOR = 1e-6
+
+
+@dataclass
+class Norm:
+    """Per-coefficient mean and std of the training split (after log-compressing contrast)."""
+
+    mfcc_mean: np.ndarray  # float32 [coeffs]
+    mfcc_std: np.ndarray
+    contrast_mean: np.ndarray  # float32 [bands]
+    contrast_std: np.ndarray
+
+    def to_json(self) -> dict[str, list[float]]:
+        return {k: [float(x) for x in v] for k, v in vars(self).items()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Norm:
+        return cls(**{k: np.asarray(data[k], dtype=np.float32) for k in _NORM_KEYS})
+
+
+_NORM_KEYS = ("mfcc_mean", "mfcc_std", "contrast_mean", "contrast_std")
+
+
+@dataclass
+class Tensors:
+    """The chunks of one split, ready for a model. `songs` indexes into `song_keys`."""
+
+    mfcc: torch.Tensor  # float32 [N, T_mfcc, coeffs], standardised
+    contrast: torch.Tensor  # float32 [N, T_sc, bands], log-compressed, standardised
+    labels: torch.Tensor  # int64 [N]
+    songs: torch.Tensor  # int64 [N]
+    lengths: torch.Tensor  # int64 [N] true samples of each chunk
+    song_keys: list[str]
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def select(self, song_ids: list[int]) -> Tensors:
+        """The chunks of the given songs (song ids keep their meaning)."""
+        mask = torch.isin(self.songs, torch.as_tensor(song_ids, dtype=torch.int64))
+        return Tensors(
+            self.mfcc[mask],
+            self.contrast[mask],
+            self.labels[mask],
+            self.songs[mask],
+            self.lengths[mask],
+            self.song_keys,
+        )
+
+    def to(self, device: torch.device | str) -> Tensors:
+        return Tensors(
+            self.mfcc.to(device),
+            self.contrast.to(device),
+            self.labels.to(device),
+            self.songs.to(device),
+            self.lengths.to(device),
+            self.song_keys,
+        )
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.mfcc, self.contrast, self.labels))
+
+
+@dataclass
+class TrainingData:
+    """Both splits of a dataset, standardised with the training split's statistics."""
+
+    train: Tensors
+    test: Tensors
+    genres: list[str]
+    norm: Norm
+    frames: tuple[int, int]  # (T_mfcc, T_sc) every chunk is padded or cropped to
+    skipped: list[tuple[str, str]]  # (path, reason) of songs whose extraction failed
+
+
+def compress_contrast(x: np.ndarray) -> np.ndarray:
+    return np.log10(np.maximum(x, 0.0) + LOG_FLOOR).astype(np.float32)
+
+
+def fit_norm(entries: list[Entry]) -> Norm:
+    """Mean/std over every frame of every chunk, per coefficient, accumulated in float64."""
+
+    def stats(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        width = arrays[0].shape[-1]
+        total, squares, n = np.zeros(width), np.zeros(width), 0
+        for a in arrays:
+            rows = a.reshape(-1, width).astype(np.float64)
+            total += rows.sum(0)
+            squares += (rows**2).sum(0)
+            n += rows.shape[0]
+        mean = total / n
+        std = np.sqrt(np.maximum(squares / n - mean**2, 0.0))
+        return mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32)
+
+    mfcc_mean, mfcc_std = stats([e.mfcc for e in entries])
+    contrast_mean, contrast_std = stats([compress_contrast(e.contrast_peaks) for e in entries])
+    return Norm(mfcc_mean, mfcc_std, contrast_mean, contrast_std)
+
+
+def _fit_frames(x: np.ndarray, frames: int) -> np.ndarray:
+    """Crop or zero-pad axis 1 to `frames` (zero is the training mean after standardising)."""
+    if x.shape[1] >= frames:
+        return x[:, :frames]
+    pad = np.zeros((x.shape[0], frames - x.shape[1], x.shape[2]), dtype=x.dtype)
+    return np.concatenate([x, pad], axis=1)
+
+
+def prepare(
+    mfcc: np.ndarray, peaks: np.ndarray, norm: Norm, frames: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw store arrays [C, T, k] -> the network's inputs: compress, standardise, pad or crop."""
+    m = (np.asarray(mfcc, dtype=np.float32) - norm.mfcc_mean) / norm.mfcc_std
+    c = (compress_contrast(np.asarray(peaks)) - norm.contrast_mean) / norm.contrast_std
+    m, c = _fit_frames(m, frames[0]), _fit_frames(c, frames[1])
+    return torch.from_numpy(np.ascontiguousarray(m)), torch.from_numpy(np.ascontiguousarray(c))
+
+
+def build(
+    songs: list[Song],
+    entries: list[Entry],
+    genres: list[str],
+    norm: Norm,
+    frames: tuple[int, int],
+) -> Tensors:
+    """Stack the chunks of `songs` into one set of tensors, one song id per song."""
+    label = {g: i for i, g in enumerate(genres)}
+    n = sum(e.chunks for e in entries)
+    out = Tensors(
+        mfcc=torch.empty(n, frames[0], len(norm.mfcc_mean)),
+        contrast=torch.empty(n, frames[1], len(norm.contrast_mean)),
+        labels=torch.empty(n, dtype=torch.int64),
+        songs=torch.empty(n, dtype=torch.int64),
+        lengths=torch.empty(n, dtype=torch.int64),
+        song_keys=[s.key for s in songs],
+    )
+    at = 0
+    for i, (song, entry) in enumerate(zip(songs, entries, strict=True)):
+        end = at + entry.chunks
+        out.mfcc[at:end], out.contrast[at:end] = prepare(entry.mfcc, entry.contrast_peaks, norm, frames)
+        out.labels[at:end] = label[song.genre]
+        out.songs[at:end] = i
+        out.lengths[at:end] = torch.from_numpy(entry.lengths.astype(np.int64))
+        at = end
+    return out
+
+
+def _load(store: FeatureStore, song: Song) -> Entry:
+    try:
+        return store.load(song.key)
+    except (OSError, ValueError, KeyError) as exc:
+        raise GenreError(
+            f"{song.path}: its stored features are unreadable ({exc}); delete "
+            f"{store.path(song.key)} and run `genre extract` again"
+        ) from None
+
+
+def load_dataset(
+    dataset: Dataset,
+    store: FeatureStore,
+    norm: Norm | None = None,
+    frames: tuple[int, int] | None = None,
+    genres: list[str] | None = None,
+) -> TrainingData:
+    """Both splits from the store; checks that there is something sensible to train on.
+
+    `norm`, `frames` and `genres` are fitted on the training split unless given (a resumed run
+    passes those of the stopped run).
+    """
+    missing, skipped, have = [], [], []
+    for song in dataset.usable():
+        if store.has(song.key):
+            have.append(song)
+        elif reason := store.failure(song.key):
+            skipped.append((str(song.path), reason))
+        else:
+            missing.append(song)
+    if missing:
+        what = "no song is" if not have else f"{len(missing)} of {len(dataset.usable())} songs are"
+        raise GenreError(
+            f"{what} extracted yet: run `genre extract --dataset {dataset.root}` first "
+            "(or `genre train --extract`)"
+        )
+    loaded = [(s, _load(store, s)) for s in have]
+    loaded = [(s, e) for s, e in loaded if e.chunks > 0]
+    train = [(s, e) for s, e in loaded if s.split == "train"]
+    test = [(s, e) for s, e in loaded if s.split == "test"]
+    train_genres = sorted({s.genre for s, _ in train})
+    _check(dataset, train_genres, test, skipped)
+    genres = genres or train_genres
+    if train_genres != genres:
+        raise GenreError(
+            f"the dataset's genres ({', '.join(train_genres)}) differ from the stopped run's "
+            f"({', '.join(genres)}): train a new model"
+        )
+    entries = [e for _, e in train]
+    _check_shapes(loaded)
+    norm = norm or fit_norm(entries)
+    frames = frames or _common_frames(entries)
+    return TrainingData(
+        train=build([s for s, _ in train], entries, genres, norm, frames),
+        test=build([s for s, _ in test], [e for _, e in test], genres, norm, frames),
+        genres=genres,
+        norm=norm,
+        frames=frames,
+        skipped=skipped,
+    )
+
+
+def _check(dataset: Dataset, train_genres: list[str], test: list, skipped: list[tuple[str, str]]) -> None:
+    failed = f" ({len(skipped)} songs failed extraction)" if skipped else ""
+    without = sorted(set(dataset.genres) - set(train_genres))
+    if without:
+        raise GenreError(
+            f"genre {without[0]!r} has no training songs with features: put songs in "
+            f"{dataset.root / 'train' / without[0]} or remove that genre{failed}"
+        )
+    if len(train_genres) < 2:
+        found = ", ".join(train_genres) or "none"
+        raise GenreError(
+            f"training needs at least 2 genres, found {len(train_genres)} ({found}) in "
+            f"{dataset.root / 'train'}{failed}"
+        )
+    if not test:
+        raise GenreError(
+            f"no test songs with features: nothing to evaluate on (put songs in "
+            f"{dataset.root / 'test'}/<genre>/){failed}"
+        )
+
+
+def _check_shapes(loaded: list[tuple[Song, Entry]]) -> None:
+    widths = {(e.mfcc.shape[2], e.contrast_peaks.shape[2]) for _, e in loaded}
+    if len(widths) > 1:
+        raise GenreError(
+            f"stored features disagree in width {sorted(widths)}: the store is inconsistent, "
+            "re-run `genre extract`"
+        )
+
+
+def _common_frames(entries: list[Entry]) -> tuple[int, int]:
+    """The most common chunk length (all chunks of one store normally agree)."""
+    mfcc = Counter(e.mfcc.shape[1] for e in entries).most_common(1)[0][0]
+    contrast = Counter(e.contrast_peaks.shape[1] for e in entries).most_common(1)[0][0]
+    return int(mfcc), int(contrast)
+
+
+def validation_split(data: Tensors, share: float, seed: int) -> tuple[list[int], list[int]]:
+    """Song ids for fitting and for validation: `share` of each genre's songs, never chunks.
+
+    A genre keeps at least one fitting song; with a single song it has no validation song.
+    """
+    rng = np.random.default_rng(seed)
+    song_label = {int(s): int(y) for s, y in zip(data.songs, data.labels, strict=True)}
+    fit, val = [], []
+    for genre in sorted(set(song_label.values())):
+        ids = sorted(s for s, y in song_label.items() if y == genre)
+        ids = [ids[i] for i in rng.permutation(len(ids))]
+        n_val = min(max(round(share * len(ids)), 1), len(ids) - 1) if share > 0 else 0
+        val += ids[:n_val]
+        fit += ids[n_val:]
+    return sorted(fit), sorted(val)
