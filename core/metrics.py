@@ -37,7 +37,15 @@ class Metrics:
         scalars = {k: v for k, v in vars(self).items() if not isinstance(v, pd.DataFrame)}
         return {
             **scalars,
-            "per_genre": {g: {k: _num(v) for k, v in row.items()} for g, row in self.per_genre.iterrows()},
+            "per_genre": {
+                str(g): {
+                    "precision": float(row["precision"]),
+                    "recall": float(row["recall"]),
+                    "f1": float(row["f1"]),
+                    "support": int(row["support"]),
+                }
+                for g, row in self.per_genre.iterrows()
+            },
             "confusion": {
                 "genres": [str(g) for g in self.confusion.index],
                 "counts": self.confusion.to_numpy().tolist(),
@@ -51,10 +59,6 @@ class Metrics:
         confusion = pd.DataFrame(data["confusion"]["counts"], index=genres, columns=genres)
         scalars = {k: v for k, v in data.items() if k not in ("per_genre", "confusion")}
         return cls(**scalars, per_genre=per_genre, confusion=_axes(confusion))
-
-
-def _num(v: Any) -> float | int:
-    return int(v) if isinstance(v, int | np.integer) else float(v)
 
 
 def _axes(confusion: pd.DataFrame) -> pd.DataFrame:

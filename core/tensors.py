@@ -187,8 +187,10 @@ def load_dataset(
     `norm`, `frames` and `genres` are fitted on the training split unless given (a resumed run
     passes those of the stopped run).
     """
+    usable = dataset.usable()
+    _check(dataset, [s for s in usable if s.split == "train"], [s for s in usable if s.split == "test"])
     missing, skipped, have = [], [], []
-    for song in dataset.usable():
+    for song in usable:
         if store.has(song.key):
             have.append(song)
         elif reason := store.failure(song.key):
@@ -196,7 +198,7 @@ def load_dataset(
         else:
             missing.append(song)
     if missing:
-        what = "no song is" if not have else f"{len(missing)} of {len(dataset.usable())} songs are"
+        what = "no song is" if not have else f"{len(missing)} of {len(usable)} songs are"
         raise GenreError(
             f"{what} extracted yet: run `genre extract --dataset {dataset.root}` first "
             "(or `genre train --extract`)"
@@ -205,8 +207,8 @@ def load_dataset(
     loaded = [(s, e) for s, e in loaded if e.chunks > 0]
     train = [(s, e) for s, e in loaded if s.split == "train"]
     test = [(s, e) for s, e in loaded if s.split == "test"]
+    _check(dataset, [s for s, _ in train], [s for s, _ in test], True, len(skipped))
     train_genres = sorted({s.genre for s, _ in train})
-    _check(dataset, train_genres, test, skipped)
     genres = genres or train_genres
     if train_genres != genres:
         raise GenreError(
@@ -227,24 +229,29 @@ def load_dataset(
     )
 
 
-def _check(dataset: Dataset, train_genres: list[str], test: list, skipped: list[tuple[str, str]]) -> None:
-    failed = f" ({len(skipped)} songs failed extraction)" if skipped else ""
+def _check(
+    dataset: Dataset, train: list[Song], test: list[Song], features: bool = False, failed: int = 0
+) -> None:
+    """Refuse what cannot make a model: run on the dataset, then on the songs with features."""
+    with_features = " with features" if features else ""
+    failed_note = f" ({failed} songs failed extraction)" if failed else ""
+    train_genres = sorted({s.genre for s in train})
     without = sorted(set(dataset.genres) - set(train_genres))
     if without:
         raise GenreError(
-            f"genre {without[0]!r} has no training songs with features: put songs in "
-            f"{dataset.root / 'train' / without[0]} or remove that genre{failed}"
+            f"genre {without[0]!r} has no training songs{with_features}: put songs in "
+            f"{dataset.root / 'train' / without[0]} or remove that genre{failed_note}"
         )
     if len(train_genres) < 2:
         found = ", ".join(train_genres) or "none"
         raise GenreError(
             f"training needs at least 2 genres, found {len(train_genres)} ({found}) in "
-            f"{dataset.root / 'train'}{failed}"
+            f"{dataset.root / 'train'}{failed_note}"
         )
     if not test:
         raise GenreError(
-            f"no test songs with features: nothing to evaluate on (put songs in "
-            f"{dataset.root / 'test'}/<genre>/){failed}"
+            f"no test songs{with_features}: nothing to evaluate on (put songs in "
+            f"{dataset.root / 'test'}/<genre>/){failed_note}"
         )
 
 

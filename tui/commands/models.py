@@ -1,0 +1,174 @@
+"""`genre models list|show|rm`: the saved models, their cards and training curves."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from .. import common
+
+app = typer.Typer(help="Saved models: list, show a card, remove.", no_args_is_help=True)
+
+NameArg = Annotated[str, typer.Argument(help="Model name (see `genre models list`).")]
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def metrics_tables(card: dict[str, Any]) -> list[Table]:
+    """Model vs baseline scores, per-genre precision/recall/F1, and the confusion matrix."""
+    m, b = card["metrics"], card["baseline"]
+    summary = Table(title=f"test split: {m['songs']} songs, {m['chunks']} chunks", title_justify="left")
+    summary.add_column("score")
+    summary.add_column(card["architecture"]["kind"], justify="right")
+    summary.add_column("baseline", justify="right")
+    for label, key in (
+        ("song accuracy (majority vote)", "song_accuracy"),
+        ("song accuracy (mean probability)", "song_accuracy_mean"),
+        ("chunk accuracy", "chunk_accuracy"),
+        ("balanced accuracy (chunks)", "balanced_accuracy"),
+        ("balanced accuracy (songs)", "song_balanced_accuracy"),
+    ):
+        summary.add_row(label, _pct(m[key]), _pct(b[key]))
+    per_genre = Table(title="per genre (chunks)", title_justify="left")
+    for col in ("genre", "precision", "recall", "F1", "chunks"):
+        per_genre.add_column(col, justify="left" if col == "genre" else "right")
+    for genre, row in m["per_genre"].items():
+        per_genre.add_row(
+            genre, _pct(row["precision"]), _pct(row["recall"]), _pct(row["f1"]), str(row["support"])
+        )
+    genres = m["confusion"]["genres"]
+    confusion = Table(title="confusion (rows: true genre, columns: predicted; chunks)", title_justify="left")
+    confusion.add_column("")
+    for g in genres:
+        confusion.add_column(g, justify="right")
+    for i, (g, counts) in enumerate(zip(genres, m["confusion"]["counts"], strict=True)):
+        cells = (Text(str(c), style="bold green" if i == j else "") for j, c in enumerate(counts))
+        confusion.add_row(g, *cells)
+    return [summary, per_genre, confusion]
+
+
+def _card_table(card: dict[str, Any]) -> Table:
+    t = card["training"]
+    sizes = ", ".join(f"{k}={v}" for k, v in card["architecture"]["sizes"].items())
+    s = card["settings"]
+    ds = card["dataset"]
+    rows = {
+        "status": f"{card['status']} ({t['stopped']}, best epoch {t['best_epoch']} of {t['epochs_run']})",
+        "created": card["created"],
+        "architecture": f"{card['architecture']['kind']}: {sizes}",
+        "genres": ", ".join(card["genres"]),
+        "features": f"{card['features']['backend']} (store {card['features']['config_key']}), "
+        f"frames {card['input']['frames'][0]} MFCC / {card['input']['frames'][1]} contrast",
+        "training": f"batch {s['batch_size']}, lr {s['learning_rate']:g}, seed {s['seed']}, "
+        f"patience {s['patience']}, validation {s['validation_share']:.0%}, "
+        f"balance {'on' if t['class_weights'] else 'off'}",
+        "ran on": f"{t['device']}"
+        + (f" ({t['gpu']})" if t["gpu"] else f", {t['threads']} thread(s)")
+        + f", {t['seconds']:.0f} s",
+        "dataset": f"{ds['root']} (fingerprint {ds['fingerprint']}), train {ds['train']['songs']} songs "
+        f"/ {ds['train']['chunks']} chunks, test {ds['test']['songs']} / {ds['test']['chunks']}",
+        "versions": ", ".join(f"{k} {v}" for k, v in card["versions"].items()),
+    }
+    table = Table(show_header=False, box=None, title=f"model {card['name']}", title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows.items():
+        table.add_row(key, value)
+    return table
+
+
+def history_plot(history: list[dict[str, Any]], width: int) -> str:
+    """Loss and accuracy per epoch (training and validation) as terminal plots."""
+    import plotext as plt
+
+    epochs = [h["epoch"] for h in history]
+    plots = []
+    for metric in ("loss", "accuracy"):
+        plt.clear_figure()
+        plt.theme("clear")
+        plt.plotsize(width, 14)
+        plt.title(metric)
+        plt.xlabel("epoch")
+        plt.xticks(epochs[:: max(1, len(epochs) // 10)])
+        plt.plot(epochs, [h[metric] for h in history], label="train")
+        val = [(h["epoch"], h[f"val_{metric}"]) for h in history if h[f"val_{metric}"] is not None]
+        if val:
+            plt.plot([e for e, _ in val], [v for _, v in val], label="validation")
+        plots.append(plt.build())
+    return "\n".join(plots)
+
+
+@app.command("list")
+@common.handle_errors
+def list_(
+    config: common.ConfigOpt = None,
+    workspace: common.WorkspaceOpt = None,
+    verbose: common.VerboseOpt = False,
+) -> None:
+    """List the saved models, oldest first."""
+    from genre_erkennung.core import registry
+
+    ctx = common.load(config, workspace)
+    infos = registry.list_models(ctx.workspace)
+    if not infos:
+        common.err.print(f"no models in {ctx.workspace.models}: train one with `genre train`")
+        return
+    table = Table()
+    for col in ("name", "model", "genres", "song accuracy", "baseline", "created", "status"):
+        table.add_column(col, justify="right" if col in ("song accuracy", "baseline") else "left")
+    for i in infos:
+        if i.error:
+            table.add_row(i.name, "", "", "", "", i.created, Text(i.error, style="red"))
+        else:
+            table.add_row(
+                i.name,
+                i.kind,
+                ", ".join(i.genres),
+                _pct(i.song_accuracy),
+                _pct(i.baseline_song_accuracy),
+                i.created,
+                i.status,
+            )
+    common.out.print(table)
+
+
+@app.command()
+@common.handle_errors
+def show(
+    name: NameArg,
+    config: common.ConfigOpt = None,
+    workspace: common.WorkspaceOpt = None,
+    verbose: common.VerboseOpt = False,
+) -> None:
+    """Show a model's card, its test scores and its training curves."""
+    from genre_erkennung.core import registry
+
+    ctx = common.load(config, workspace)
+    card = registry.load(ctx.workspace, name).card
+    common.out.print(_card_table(card))
+    for table in metrics_tables(card):
+        common.out.print(table)
+    if card["history"]:
+        width = min(max(common.out.width, 60), 140)
+        common.out.print(Text.from_ansi(history_plot(card["history"], width)))
+
+
+@app.command()
+@common.handle_errors
+def rm(
+    name: NameArg,
+    config: common.ConfigOpt = None,
+    workspace: common.WorkspaceOpt = None,
+    verbose: common.VerboseOpt = False,
+) -> None:
+    """Remove a saved model (its whole folder)."""
+    from genre_erkennung.core import registry
+
+    ctx = common.load(config, workspace)
+    folder = registry.remove(ctx.workspace, name)
+    common.err.print(f"removed model {name} ({folder})")
