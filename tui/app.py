@@ -1,0 +1,329 @@
+"""The Textual app: one window for the whole pipeline (dataset, extraction, training, query).
+
+Four panes in tabs, reached with 1-4 whenever no text input has the focus (Escape leaves an input).
+Long work runs in thread workers that call the engine with a reporter posting Textual messages and
+a cancel token; quitting sets every token, so a job stops between two consistent steps.
+
+Entry points: `run(workspace, dataset, config)` builds the settings like the CLI does and opens the
+app; `GenreApp(settings, ...)` takes everything injectable for tests (device label, path display).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, Footer, Input, TabbedContent, TabPane, Tabs
+
+from genre_erkennung.core import config as config_mod
+from genre_erkennung.core.config import Settings
+from genre_erkennung.core.dataset import Dataset, Song
+from genre_erkennung.core.workspace import Workspace, from_settings
+
+from .panes.base import Pane, tone
+from .panes.dataset import DatasetPane
+from .panes.extraction import ExtractionPane
+from .panes.query import QueryPane
+from .panes.training import TrainingPane
+from .widgets.infobar import InfoBar
+
+PANES: tuple[type[Pane], ...] = (DatasetPane, ExtractionPane, TrainingPane, QueryPane)
+_PANE_KEYS = Binding.Group("panes", compact=True)
+
+
+def _home_path(path: Path) -> str:
+    """Show a path with the home folder as ~."""
+    try:
+        return "~/" + str(Path(path).relative_to(Path.home()))
+    except ValueError:
+        return str(path)
+
+
+class GenreApp(App[None]):
+    """The genre-erkennung TUI."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "genre-erkennung"
+    ENABLE_COMMAND_PALETTE = True
+    AUTO_FOCUS = None  # each pane says what takes the focus (see Pane.default_focus)
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(
+            Binding(
+                str(i),
+                f"show_pane('{pane.PANE_ID}')",
+                pane.TITLE,
+                group=_PANE_KEYS,
+                tooltip=f"Show {pane.TITLE}",
+            )
+            for i, pane in enumerate(PANES, 1)
+        ),
+        Binding("q", "quit", "Quit", tooltip="Quit (a running job stops cleanly first)"),
+        Binding("escape", "leave_input", "Leave input", show=False),
+    ]
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        workspace: Workspace | None = None,
+        device: str | None = None,
+        path_display: Callable[[Path], str] | None = None,
+        scan_on_mount: bool = True,
+        load_models: bool = True,
+    ) -> None:
+        """`device`: a fixed label instead of asking torch (tests); `path_display`: how paths are
+        shown (tests map temp folders to fixed names); `scan_on_mount`: scan settings.dataset at
+        start; `load_models`: list the workspace's models at start (in a worker)."""
+        super().__init__()
+        self.settings = settings or config_mod.load()
+        self.workspace = workspace or from_settings(self.settings)
+        self.dataset: Dataset | None = None
+        self.dataset_root: Path | None = (
+            Path(self.settings.dataset).expanduser() if self.settings.dataset else None
+        )
+        self.device_label = device
+        self._path_display = path_display or _home_path
+        self._scan_on_mount = scan_on_mount
+        self._load_models = load_models
+        self.models: list[Any] = []  # registry.ModelInfo, oldest first
+        self.model_name: str | None = self.settings.query.model or None
+        self._cancel_tokens: set[threading.Event] = set()
+        self._store: Any = None
+        self._loaded: dict[str, Any] = {}
+        self._loaded_lock = threading.Lock()
+
+    # ----------------------------------------------------------------- layout
+
+    def compose(self) -> ComposeResult:
+        yield InfoBar(id="infobar")
+        with TabbedContent(id="panes"):
+            for i, pane in enumerate(PANES, 1):
+                with TabPane(f"{i} {pane.TITLE}", id=pane.PANE_ID):
+                    yield pane(id=f"{pane.PANE_ID}-pane")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#panes Tabs", Tabs).can_focus = False  # focus always lives in a pane
+        bar = self.query_one(InfoBar)
+        bar.workspace = self.show_path(self.workspace.root)
+        bar.dataset = self.show_path(self.dataset_root) if self.dataset_root else ""
+        bar.model = self.model_name or ""
+        bar.device = self.device_label or ""
+        if self.device_label is None or self._load_models:
+            self._startup()
+        if self.dataset_root is not None and self._scan_on_mount:
+            self.pane(DatasetPane).scan(self.dataset_root)
+        self.call_after_refresh(self._focus_active)
+
+    @work(thread=True, group="startup", exit_on_error=False)
+    def _startup(self) -> None:
+        """Import torch off the UI thread: the device label, then the saved models."""
+        if self.device_label is None:
+            label = detect_device(self.settings)
+            self.call_from_thread(self._set_device, label)
+        if self._load_models:
+            self.refresh_models()
+
+    def _set_device(self, label: str) -> None:
+        self.device_label = label
+        self.query_one(InfoBar).device = label
+
+    # ----------------------------------------------------------------- panes
+
+    def pane(self, kind: type[Pane]) -> Any:
+        return self.query_one(f"#{kind.PANE_ID}-pane", kind)
+
+    def active_pane(self) -> Pane:
+        active = self.query_one("#panes", TabbedContent).active
+        return self.query_one(f"#{active}-pane", Pane)
+
+    def action_show_pane(self, pane_id: str) -> None:
+        tabs = self.query_one("#panes", TabbedContent)
+        tabs.active = pane_id
+        # Switch and focus now, not on the next message: keys typed right after 1-4 (as tmux
+        # send-keys or a fast typist delivers them) must reach the new pane.
+        tabs.query_one(ContentSwitcher).current = pane_id
+        self._focus_active()
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.call_after_refresh(self._focus_active)
+
+    def _focus_active(self) -> None:
+        pane = self.active_pane()
+        focused = self.focused
+        if focused is not None and pane in focused.ancestors and focused.display:
+            return
+        target = pane.default_focus()
+        self.screen.set_focus(target)
+
+    def action_leave_input(self) -> None:
+        focused = self.focused
+        if not isinstance(focused, Input):
+            return
+        pane = self.active_pane()
+        if isinstance(pane, DatasetPane) and pane.hide_root_input():
+            return
+        target = pane.default_focus()
+        if target is None or isinstance(target, Input):
+            self.set_focus(None)
+        else:
+            target.focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "leave_input":
+            return isinstance(self.focused, Input)
+        return True
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The palette offers every pane and every pane's actions, besides Textual's own."""
+        yield from super().get_system_commands(screen)
+        for i, kind in enumerate(PANES, 1):
+            yield SystemCommand(f"Show {kind.TITLE}", f"Switch to pane {i} (key {i})", self._shower(kind))
+            for binding in kind.BINDINGS:
+                if isinstance(binding, Binding):
+                    help_text = (
+                        f"{binding.tooltip or binding.description} (key {binding.key} on {kind.TITLE})"
+                    )
+                    yield SystemCommand(
+                        f"{kind.TITLE}: {binding.description}", help_text, self._runner(kind, binding.action)
+                    )
+
+    def _shower(self, kind: type[Pane]) -> Callable[[], None]:
+        return lambda: self.action_show_pane(kind.PANE_ID)
+
+    def _runner(self, kind: type[Pane], action: str) -> Callable[[], None]:
+        def run_it() -> None:
+            self.action_show_pane(kind.PANE_ID)
+            pane = self.pane(kind)
+            self.call_after_refresh(pane.run_action, action)
+
+        return run_it
+
+    # ----------------------------------------------------------------- jobs
+
+    def new_cancel_token(self) -> threading.Event:
+        token = threading.Event()
+        self._cancel_tokens.add(token)
+        return token
+
+    async def action_quit(self) -> None:
+        """Stop every job at its next safe point, then leave (the worker threads are awaited)."""
+        for token in self._cancel_tokens:
+            token.set()
+        self.exit()
+
+    # ----------------------------------------------------------------- shared state
+
+    def show_path(self, path: Path | str) -> str:
+        return self._path_display(Path(path))
+
+    def set_dataset(self, ds: Dataset) -> None:
+        self.dataset = ds
+        self.dataset_root = ds.root
+        self.query_one(InfoBar).dataset = self.show_path(ds.root)
+        self.pane(DatasetPane).show_dataset(ds)
+        self.pane(ExtractionPane).dataset_changed(ds)
+        self.pane(TrainingPane).dataset_changed(ds)
+
+    def feature_store(self) -> Any:
+        """The store for the current feature settings, or None if the backend cannot load."""
+        if self._store is None:
+            try:
+                from genre_erkennung.core.store import FeatureStore, config_key
+
+                self._store = FeatureStore(self.workspace.features, config_key(self.settings))
+            except Exception:  # the feature backend may be unavailable; the TUI still works
+                return None
+        return self._store
+
+    def feature_state(self, song: Song) -> Text:
+        store = self.feature_store()
+        if store is None:
+            return Text("unknown (feature backend unavailable)", style="dim")
+        if store.has(song.key):
+            return Text("extracted", style=tone(self, "text-success"))
+        failure = store.failure(song.key)
+        if failure:
+            return Text(f"failed: {failure}", style=tone(self, "text-error"))
+        return Text("not yet", style="dim")
+
+    def features_changed(self) -> None:
+        """After extraction: refresh what the panes say about stored features."""
+        if self.dataset is not None:
+            self.pane(TrainingPane).dataset_changed(self.dataset)
+
+    def refresh_models(self, select: str | None = None) -> None:
+        """List the saved models (call from a worker thread or the UI thread)."""
+        from genre_erkennung.core import registry
+
+        models = registry.list_models(self.workspace)
+        if threading.current_thread() is threading.main_thread():
+            self._set_models(models, select)
+        else:
+            self.call_from_thread(self._set_models, models, select)
+
+    def _set_models(self, models: list[Any], select: str | None) -> None:
+        self.models = models
+        usable = [m.name for m in models if m.error is None]
+        if select and select in usable:
+            self.model_name = select
+        elif self.model_name not in usable:
+            self.model_name = usable[-1] if usable else None
+        self.query_one(InfoBar).model = self.model_name or ""
+        self.pane(QueryPane).models_changed()
+
+    def loaded_model(self, name: str) -> Any:
+        """registry.load, cached per name (call from a worker: it imports torch)."""
+        from genre_erkennung.core import registry
+
+        with self._loaded_lock:
+            if name not in self._loaded:
+                self._loaded[name] = registry.load(self.workspace, name)
+            return self._loaded[name]
+
+    def select_model(self, name: str | None) -> None:
+        self.model_name = name
+        self.query_one(InfoBar).model = name or ""
+
+
+def detect_device(settings: Settings) -> str:
+    """'CUDA · <GPU name>' or 'CPU' (imports torch: call it off the UI thread)."""
+    try:
+        import torch
+    except ImportError:
+        return "CPU (no torch)"
+    want = settings.training.device
+    if want != "cpu" and torch.cuda.is_available():
+        return f"CUDA · {torch.cuda.get_device_name(0)}"
+    if want == "cuda":
+        return "CPU (no CUDA GPU found)"
+    return "CPU"
+
+
+def make_app(
+    workspace: Path | None = None, dataset: Path | None = None, config: Path | None = None
+) -> GenreApp:
+    """Settings as the CLI builds them (defaults < user config < --config < flags), then the app."""
+    settings = config_mod.load(config)
+    if workspace is not None:
+        settings.workspace = str(workspace)
+    if dataset is not None:
+        settings.dataset = str(dataset)
+    return GenreApp(settings)
+
+
+def run(workspace: Path | None = None, dataset: Path | None = None, config: Path | None = None) -> None:
+    """Open the TUI (blocks until the user quits)."""
+    make_app(workspace, dataset, config).run()
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,310 @@
+"""Pane 1, Dataset: the songs as a tree, per-genre counts and time, problems, one song's details."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widget import Widget
+from textual.widgets import DataTable, Input, Static, Tree
+
+from genre_erkennung.core import dataset as ds_mod
+from genre_erkennung.core import events as ev
+from genre_erkennung.core.dataset import Dataset, Song
+from genre_erkennung.core.errors import GenreError
+
+from .base import EngineEvent, JobDone, Pane, clock, plural, relative, tone
+
+#: Where `d` puts the generated demo dataset, inside the workspace.
+DEMO_FOLDER = "demo"
+
+
+class DatasetPane(Pane):
+    TITLE = "Dataset"
+    PANE_ID = "dataset"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "rescan", "Rescan", tooltip="Scan the dataset folder again"),
+        Binding("o", "open", "Open folder", tooltip="Type the path of a dataset root and scan it"),
+        Binding("d", "demo", "Demo data", tooltip="Generate the demo dataset in the workspace and open it"),
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dataset: Dataset | None = None
+        self.busy = False
+
+    def compose(self):
+        yield Input(
+            placeholder="dataset root (ROOT/train/<genre>/…, ROOT/test/<genre>/…), Enter scans",
+            id="dataset-root",
+            classes="-hidden",
+        )
+        yield Static("No dataset yet: o opens a folder, d makes the demo dataset.", id="dataset-status")
+        with Horizontal(id="dataset-body"):
+            tree: Tree[Any] = Tree("dataset", id="dataset-tree")
+            tree.show_root = False
+            tree.border_title = "Songs"
+            yield tree
+            with Vertical(id="dataset-side"):
+                table: DataTable[Any] = DataTable(id="dataset-summary", cursor_type="none")
+                table.border_title = "Genres"
+                yield table
+                detail = Static("Move through the tree to see a song.", id="dataset-detail")
+                detail.border_title = "Selected"
+                yield detail
+                problems = VerticalScroll(Static("", id="dataset-problems"), id="dataset-problems-box")
+                problems.border_title = "Problems"
+                yield problems
+
+    def default_focus(self) -> Widget | None:
+        root_input = self.query_one("#dataset-root", Input)
+        return self.query_one("#dataset-tree") if root_input.has_class("-hidden") else root_input
+
+    # ----------------------------------------------------------------- actions
+
+    def action_rescan(self) -> None:
+        root = self.genre_app.dataset_root
+        if root is None:
+            self.action_open()
+            return
+        self.scan(root)
+
+    def action_open(self) -> None:
+        box = self.query_one("#dataset-root", Input)
+        box.remove_class("-hidden")
+        if not box.value and self.genre_app.dataset_root is not None:
+            box.value = str(self.genre_app.dataset_root)
+        box.focus()
+
+    def action_demo(self) -> None:
+        if self.busy:
+            self.notify("Wait for the running scan to finish.", severity="warning")
+            return
+        dest = self.genre_app.workspace.root / DEMO_FOLDER
+        self.busy = True
+        self._status(f"Generating the demo dataset in {self.genre_app.show_path(dest)}…")
+        self._demo(dest, self.new_job())
+
+    @on(Input.Submitted, "#dataset-root")
+    def _root_entered(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if not text:
+            return
+        root = Path(text).expanduser()
+        event.input.add_class("-hidden")
+        self.query_one("#dataset-tree").focus()
+        self.scan(root)
+
+    def hide_root_input(self) -> bool:
+        """Escape: close the path box (returns whether it was open)."""
+        box = self.query_one("#dataset-root", Input)
+        if box.has_class("-hidden"):
+            return False
+        box.add_class("-hidden")
+        self.query_one("#dataset-tree").focus()
+        return True
+
+    # ----------------------------------------------------------------- work
+
+    def scan(self, root: Path) -> None:
+        if self.busy:
+            self.notify("A scan is already running.", severity="warning")
+            return
+        self.busy = True
+        self._status(f"Scanning {self.genre_app.show_path(root)}…")
+        self._scan(root)
+
+    @work(thread=True, exclusive=True, group="dataset", exit_on_error=False)
+    def _scan(self, root: Path) -> None:
+        try:
+            self.post_message(JobDone("scan", ds_mod.scan(root)))
+        except GenreError as exc:
+            self.post_message(JobDone("scan", error=str(exc)))
+
+    @work(thread=True, exclusive=True, group="dataset", exit_on_error=False)
+    def _demo(self, dest: Path, cancel: Any) -> None:
+        from genre_erkennung.core import demo
+
+        try:
+            made = demo.generate(dest, report=self.reporter("demo"), cancel=cancel)
+            self.post_message(JobDone("demo", made.root))
+        except GenreError as exc:
+            self.post_message(JobDone("demo", error=str(exc)))
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        event = message.event
+        if isinstance(event, ev.JobStarted):
+            self._demo_total, self._demo_done = event.total, 0
+        elif isinstance(event, ev.SongDone):
+            self._demo_done = getattr(self, "_demo_done", 0) + 1
+            total = getattr(self, "_demo_total", 0)
+            self._status(f"Generating the demo dataset: {self._demo_done} of {total} songs…")
+
+    def on_job_done(self, message: JobDone) -> None:
+        message.stop()
+        self.busy = False
+        if message.error:
+            self._status(Text(message.error, style=tone(self, "text-error")))
+            self.notify(message.error, title=message.job, severity="error")
+            return
+        if message.job == "demo":
+            self.busy = False
+            self.scan(Path(message.result))
+        elif message.job == "scan":
+            self.genre_app.set_dataset(message.result)
+
+    def on_worker_state_changed(self, event: Any) -> None:
+        worker = event.worker
+        if worker.group == "dataset" and worker.error is not None:
+            self.busy = False
+            self._status(Text(f"error: {worker.error}", style=tone(self, "text-error")))
+
+    # ----------------------------------------------------------------- display
+
+    def _status(self, text: str | Text) -> None:
+        self.query_one("#dataset-status", Static).update(text)
+
+    def show_dataset(self, ds: Dataset) -> None:
+        """Fill the tree, the table and the problem list (the app calls this after a scan)."""
+        self.dataset = ds
+        usable = ds.usable()
+        seconds = sum(s.duration or 0.0 for s in usable)
+        bad = len(ds.problems)
+        status = Text.assemble(
+            f"{plural(len(usable), 'song')} in {plural(len(ds.genres), 'genre')}, {clock(seconds)} of audio",
+            ("  ·  ", ""),
+            (plural(bad, "problem"), tone(self, "text-warning") if bad else tone(self, "text-success")),
+        )
+        self._status(status)
+        self._fill_tree(ds)
+        self._fill_summary(ds)
+        self._fill_problems(ds)
+        self.query_one("#dataset-detail", Static).update("Move through the tree to see a song.")
+
+    def _fill_tree(self, ds: Dataset) -> None:
+        tree: Tree[Any] = self.query_one("#dataset-tree", Tree)
+        tree.clear()
+        error, muted = tone(self, "text-error"), "dim"
+        by_split: dict[str, dict[str, list[Song]]] = defaultdict(lambda: defaultdict(list))
+        for song in ds.songs:
+            by_split[song.split][song.genre].append(song)
+        for split in ds_mod.SPLITS:
+            genres = by_split.get(split, {})
+            songs = [s for g in genres.values() for s in g if s.ok]
+            secs = sum(s.duration or 0.0 for s in songs)
+            label = Text.assemble((split, "bold"), f"  {plural(len(songs), 'song')} · {clock(secs)}")
+            split_node = tree.root.add(label, data=("split", split), expand=True)
+            for genre in ds.genres:
+                members = sorted(genres.get(genre, []), key=lambda s: s.path.name)
+                if not members:
+                    split_node.add_leaf(
+                        Text(f"✗ {genre}: missing in {split}/", style=error), data=("missing", split, genre)
+                    )
+                    continue
+                ok = [s for s in members if s.ok]
+                secs = sum(s.duration or 0.0 for s in ok)
+                label = Text.assemble(genre, (f"  {len(ok)} · {clock(secs)}", muted))
+                if len(ok) < len(members):
+                    label.append(f"  ✗ {len(members) - len(ok)} unreadable", style=error)
+                genre_node = split_node.add(label, data=("genre", split, genre), expand=split == "train")
+                for song in members:
+                    if song.ok:
+                        text = Text.assemble(song.path.name, (f"  {clock(song.duration)}", muted))
+                    else:
+                        text = Text(f"✗ {song.path.name}  unreadable", style=error)
+                    genre_node.add_leaf(text, data=("song", song))
+        tree.cursor_line = 0
+
+    def _fill_summary(self, ds: Dataset) -> None:
+        table: DataTable[Any] = self.query_one("#dataset-summary", DataTable)
+        table.clear(columns=True)
+        table.add_column("genre", key="genre")
+        for split in ds_mod.SPLITS:
+            table.add_column(split, key=split)
+        table.add_column("bad", key="failed")
+        rows: dict[str, dict[str, ds_mod.GenreSummary]] = defaultdict(dict)
+        for row in ds.summary():
+            rows[row.genre][row.split] = row
+        present = {(s.split, s.genre) for s in ds.songs}
+        error = tone(self, "text-error")
+        for genre in ds.genres:
+            cells: list[Any] = [genre]
+            failed = 0
+            for split in ds_mod.SPLITS:
+                r = rows[genre].get(split)
+                if (split, genre) not in present or r is None:
+                    cells.append(Text("missing", style=error))
+                    continue
+                failed += r.failed
+                cells.append(f"{r.songs} · {clock(r.seconds)}")
+            cells.append(Text(str(failed), style=error) if failed else "0")
+            table.add_row(*cells, key=genre)
+
+    def _fill_problems(self, ds: Dataset) -> None:
+        box = self.query_one("#dataset-problems-box")
+        box.border_title = f"Problems ({len(ds.problems)})"
+        if not ds.problems:
+            self.query_one("#dataset-problems", Static).update(Text("none", style=tone(self, "text-success")))
+            return
+        error, warning = tone(self, "text-error"), tone(self, "text-warning")
+        lines = []
+        for p in ds.problems:
+            serious = p.kind in {"unreadable", "missing-split", "genre-one-split", "empty-genre"}
+            where = relative(p.path, ds.root) if p.path else None
+            text = f"{where}: {p.message}" if where else p.message
+            lines.append(Text.assemble(("✗ " if serious else "! ", error if serious else warning), text))
+        self.query_one("#dataset-problems", Static).update(Text("\n").join(lines))
+
+    @on(Tree.NodeHighlighted, "#dataset-tree")
+    def _highlighted(self, event: Tree.NodeHighlighted[Any]) -> None:
+        data = event.node.data
+        detail = self.query_one("#dataset-detail", Static)
+        if not data or self.dataset is None:
+            return
+        ds = self.dataset
+        if data[0] == "song":
+            detail.update(self.describe_song(data[1]))
+        elif data[0] == "genre":
+            _, split, genre = data
+            songs = [s for s in ds.songs if s.split == split and s.genre == genre]
+            ok = [s for s in songs if s.ok]
+            detail.update(
+                f"{genre} in {split}/: {plural(len(ok), 'song')}, {clock(sum(s.duration or 0 for s in ok))}"
+                + (f", {len(songs) - len(ok)} unreadable" if len(ok) < len(songs) else "")
+            )
+        elif data[0] == "missing":
+            _, split, genre = data
+            detail.update(
+                Text(
+                    f"{genre} has songs in the other split but no {split}/{genre}/ folder: "
+                    "every genre needs both.",
+                    style=tone(self, "text-error"),
+                )
+            )
+        elif data[0] == "split":
+            songs = ds.usable(data[1])
+            detail.update(f"{data[1]}/: {plural(len(songs), 'song')} in {plural(len(ds.genres), 'genre')}")
+
+    def describe_song(self, song: Song) -> Text:
+        app = self.genre_app
+        muted = "dim"
+        rows = [("path", app.show_path(song.path))]
+        if song.ok:
+            rows.append(("format", f"{song.format} · {song.channels} ch · {song.sample_rate} Hz"))
+            rows.append(("duration", clock(song.duration)))
+            rows.append(("features", app.feature_state(song)))
+        else:
+            rows.append(("error", Text(song.error or "unreadable", style=tone(self, "text-error"))))
+        out = Text()
+        for i, (name, value) in enumerate(rows):
+            if i:
+                out.append("\n")
+            out.append(f"{name:<9}", style=muted)
+            out.append(value if isinstance(value, Text) else Text(value))
+        return out

@@ -1,0 +1,288 @@
+"""Pane 4, Query: a URL or a path in, download progress, then per song a vote strip, the per-chunk
+probabilities and the verdict in large type; recent results stay listed."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, ClassVar
+
+from rich.style import Style
+from rich.text import Text
+from textual import on, work
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widget import Widget
+from textual.widgets import DataTable, Input, Label, OptionList, ProgressBar, Select, Static
+from textual.widgets.option_list import Option
+
+from genre_erkennung.core import events as ev
+from genre_erkennung.core.errors import GenreError
+
+from ..widgets.bigtext import BigText
+from ..widgets.votestrip import Vote, VoteStrip, genre_colour
+from .base import EngineEvent, JobDone, Pane, clock, plural, tone
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+class QueryPane(Pane):
+    TITLE = "Query"
+    PANE_ID = "query"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "slash", "focus_source", "URL/path", key_display="/", tooltip="Type a URL, a file or a folder"
+        ),
+        Binding("m", "focus_model", "Model", tooltip="Choose the model that answers"),
+        Binding("c", "cancel", "Cancel", tooltip="Stop the running query"),
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cancel: threading.Event | None = None
+        self.recent: list[tuple[list[str], Any]] = []  # (model genres, predict.SongResult), newest first
+        self._live: list[Vote] = []
+        self._live_source = ""
+        self._live_genres: list[str] = []
+
+    def compose(self):
+        with Horizontal(id="query-bar"):
+            yield Input(
+                placeholder="URL, song file or folder; Enter classifies", compact=True, id="query-source"
+            )
+            yield Label("model", id="query-model-label")
+            yield Select([], prompt="no models", compact=True, id="query-model")
+        with Horizontal(id="query-progress-row"):
+            yield Static("Type a URL or a path (/ goes there), then Enter.", id="query-status")
+            yield ProgressBar(total=None, show_eta=False, id="query-progress", classes="-hidden")
+        with Horizontal(id="query-verdict"):
+            yield BigText(id="query-big")
+            yield Static("", id="query-verdict-text")
+        yield VoteStrip(id="query-strip")
+        with Horizontal(id="query-lower"):
+            chunks: DataTable[Any] = DataTable(id="query-chunks", cursor_type="row")
+            chunks.border_title = "Chunks"
+            yield chunks
+            recent = OptionList(id="query-recent")
+            recent.border_title = "Recent"
+            yield recent
+
+    def default_focus(self) -> Widget | None:
+        source = self.query_one("#query-source", Input)
+        return source if not self.recent else self.query_one("#query-recent")
+
+    @property
+    def running(self) -> bool:
+        return self.cancel is not None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel":
+            return True if self.running else None
+        return True
+
+    # ----------------------------------------------------------------- models
+
+    def models_changed(self) -> None:
+        app = self.genre_app
+        select = self.query_one("#query-model", Select)
+        usable = [m.name for m in app.models if m.error is None]
+        with self.prevent(Select.Changed):
+            select.set_options([(name, name) for name in reversed(usable)])
+            if app.model_name in usable:
+                select.value = app.model_name
+
+    @on(Select.Changed, "#query-model")
+    def _model_chosen(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str):
+            self.genre_app.select_model(event.value)
+
+    # ----------------------------------------------------------------- actions
+
+    def action_focus_source(self) -> None:
+        self.query_one("#query-source", Input).focus()
+
+    def action_focus_model(self) -> None:
+        self.query_one("#query-model", Select).focus()
+
+    def action_cancel(self) -> None:
+        if self.cancel is not None:
+            self.cancel.set()
+            self._status("Cancelling…")
+
+    @on(Input.Submitted, "#query-source")
+    def _submitted(self, event: Input.Submitted) -> None:
+        self.start(event.value.strip())
+
+    def start(self, source: str) -> None:
+        if not source:
+            return
+        if self.running:
+            self.notify("A query is already running (c cancels it).", severity="warning")
+            return
+        name = self.genre_app.model_name
+        if not name:
+            self.notify("No model yet: train one on the Training tab (3).", severity="warning")
+            self._status(Text("No model yet: train one first (tab 3).", style=tone(self, "text-warning")))
+            return
+        self.cancel = self.new_job()
+        self.refresh_bindings()
+        self._live, self._live_source = [], ""
+        bar = self.query_one("#query-progress", ProgressBar)
+        bar.update(total=None, progress=0)
+        bar.add_class("-hidden")
+        self._status(f"Loading model {name}…")
+        self._query(source, name, self.cancel)
+
+    @work(thread=True, exclusive=True, group="query", exit_on_error=False)
+    def _query(self, source: str, name: str, cancel: threading.Event) -> None:
+        app = self.genre_app
+        try:
+            from genre_erkennung.core import predict
+
+            loaded = app.loaded_model(name)
+            self.post_message(EngineEvent("query", ev.Message(f"Classifying {source} with {name}…")))
+            result = predict.query(
+                [source],
+                loaded,
+                app.settings,
+                app.workspace,
+                app.settings.query.max_items,
+                self.reporter("query"),
+                cancel,
+            )
+            self.post_message(JobDone("query", (list(loaded.genres), result)))
+        except GenreError as exc:
+            self.post_message(JobDone("query", error=str(exc)))
+
+    # ----------------------------------------------------------------- events
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        message.stop()
+        self.apply(message.event)
+
+    def apply(self, event: ev.Event) -> None:
+        bar = self.query_one("#query-progress", ProgressBar)
+        match event:
+            case ev.DownloadProgress(downloaded=got, total=total):
+                bar.remove_class("-hidden")
+                if total:
+                    bar.update(total=total, progress=got)
+                    self._status(f"Downloading: {_mb(got)} of {_mb(total)}")
+                else:
+                    self._status(f"Downloading: {_mb(got)}")
+            case ev.Downloaded(title=title, cached=cached):
+                if bar.total is not None:
+                    bar.update(progress=bar.total)
+                self._status(f"{'In the download cache' if cached else 'Downloaded'}: {title}; classifying…")
+            case ev.ChunkVote() as v:
+                if v.source != self._live_source:
+                    self._live_source, self._live = v.source, []
+                    self._live_genres = list(v.probabilities)
+                    self._clear_chunks()
+                self._live.append(Vote(v.index, v.start, v.end, v.genre))
+                self.query_one("#query-strip", VoteStrip).set_votes(self._live_genres, self._live)
+                self._chunk_row(self._live_genres, v.index, v.start, v.end, v.genre, v.probabilities)
+            case ev.SongFailed(error=error):
+                self._status(Text(error, style=tone(self, "text-error")))
+                self.notify(error, title="query", severity="error")
+            case ev.Message(text=text):
+                self._status(text)
+            case _:
+                pass
+
+    def on_job_done(self, message: JobDone) -> None:
+        message.stop()
+        self.cancel = None
+        self.refresh_bindings()
+        if message.error:
+            self._status(Text(message.error, style=tone(self, "text-error")))
+            self.notify(message.error, title="query", severity="error")
+            return
+        genres, result = message.result
+        self.show_results(genres, result.results, result.errors)
+        if result.results and isinstance(self.app.focused, Input):
+            self.query_one("#query-recent").focus()  # arrows now walk through the songs
+
+    def on_worker_state_changed(self, event: Any) -> None:
+        worker = event.worker
+        if worker.group == "query" and worker.error is not None:
+            self.cancel = None
+            self.refresh_bindings()
+            self._status(Text(f"error: {worker.error}", style=tone(self, "text-error")))
+
+    # ----------------------------------------------------------------- display
+
+    def show_results(self, genres: list[str], songs: list[Any], errors: list[tuple[str, str]] = ()) -> None:
+        """Add predict.SongResults to the recent list and show the first one."""
+        for song in reversed(songs):
+            self.recent.insert(0, (genres, song))
+        self._fill_recent()
+        if songs:
+            self.show_song(genres, songs[0])
+            self.query_one("#query-recent", OptionList).highlighted = 0
+        parts = [f"{plural(len(songs), 'song')} classified"]
+        if errors:
+            parts.append(f"{len(errors)} failed: {errors[0][1]}")
+        style = tone(self, "text-error") if errors else ""
+        self._status(Text("; ".join(parts), style=style))
+
+    def show_song(self, genres: list[str], song: Any) -> None:
+        v = song.verdict
+        mean_p = dict(v.ranking).get(v.majority, 0.0)
+        self.query_one("#query-big", BigText).text = v.majority
+        colour = genre_colour(genres, v.majority)
+        text = Text.assemble(
+            ("— ", "dim"),
+            (f"{v.votes} of {v.chunks} chunks", "bold"),
+            f", mean p {mean_p:.2f}\n",
+            (song.title, Style(color=colour, bold=True)),
+            (f"  {clock(song.duration)}", "dim"),
+        )
+        self.query_one("#query-verdict-text", Static).update(text)
+        votes = [Vote(c.index, c.start, c.end, c.genre) for c in song.chunks]
+        self.query_one("#query-strip", VoteStrip).set_votes(genres, votes)
+        self._clear_chunks(genres)
+        for c in song.chunks:
+            self._chunk_row(genres, c.index, c.start, c.end, c.genre, c.probabilities)
+
+    def _clear_chunks(self, genres: list[str] | None = None) -> None:
+        table = self.query_one("#query-chunks", DataTable)
+        table.clear(columns=True)
+        table.add_column("#", key="index")
+        table.add_column("time", key="time")
+        table.add_column("vote", key="vote")
+        for g in genres or self._live_genres:
+            table.add_column(g[:8], key=f"p:{g}")
+
+    def _chunk_row(
+        self, genres: list[str], index: int, start: float, end: float, genre: str, probs: dict[str, float]
+    ) -> None:
+        table = self.query_one("#query-chunks", DataTable)
+        cells: list[Any] = [str(index + 1), f"{clock(start)}–{clock(end)}"]
+        cells.append(Text(genre, style=Style(color=genre_colour(genres, genre), bold=True)))
+        for g in genres:
+            p = probs.get(g, 0.0)
+            cells.append(Text(f"{p:.2f}", style="bold" if g == genre else "dim", justify="right"))
+        table.add_row(*cells)
+
+    def _fill_recent(self) -> None:
+        recent = self.query_one("#query-recent", OptionList)
+        recent.clear_options()
+        for i, (genres, song) in enumerate(self.recent):
+            v = song.verdict
+            label = Text.assemble(
+                (f"{v.majority} {v.share:.0%}", Style(color=genre_colour(genres, v.majority), bold=True)),
+                f" {song.title}",
+            )
+            recent.add_option(Option(label, id=str(i)))
+
+    @on(OptionList.OptionHighlighted, "#query-recent")
+    def _recent_chosen(self, event: OptionList.OptionHighlighted) -> None:
+        index = event.option_index
+        if 0 <= index < len(self.recent):
+            self.show_song(*self.recent[index])
+
+    def _status(self, text: str | Text) -> None:
+        self.query_one("#query-status", Static).update(text)

@@ -1,0 +1,316 @@
+"""Pane 3, Training: settings prefilled from the config and editable, start / stop, a live table of
+epochs and a live loss/accuracy chart, then the song accuracy and the confusion matrix. The new
+model becomes the selected one (header, Query pane)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import threading
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widget import Widget
+from textual.widgets import DataTable, Input, Label, Select, Static
+
+from genre_erkennung.core import config as config_mod
+from genre_erkennung.core import events as ev
+from genre_erkennung.core.config import Settings, TrainingSettings
+from genre_erkennung.core.dataset import Dataset
+from genre_erkennung.core.errors import GenreError
+
+from ..widgets.chart import TrainingChart
+from .base import EngineEvent, JobDone, Pane, tone
+
+
+def _choices(name: str) -> tuple[str, ...]:
+    field = {f.name: f for f in dataclasses.fields(TrainingSettings)}[name]
+    return tuple(field.metadata.get("choices") or ())
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.0f}%"
+
+
+def _num(x: float | None) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
+class TrainingPane(Pane):
+    TITLE = "Training"
+    PANE_ID = "training"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("s", "start", "Start", tooltip="Train a model with these settings on the extracted features"),
+        Binding("c", "stop", "Stop", tooltip="Stop after this batch; the best epoch so far is saved"),
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cancel: threading.Event | None = None
+        self.result: Any = None
+
+    def compose(self):
+        ts = self.genre_app.settings.training
+        with Horizontal(id="train-body"):
+            with Vertical(id="train-left"):
+                with Vertical(id="train-form") as form:
+                    form.border_title = "Settings"
+                    with Horizontal(classes="field"):
+                        yield Label("model", classes="field-label")
+                        yield Select(
+                            [(c, c) for c in _choices("model")],
+                            value=ts.model,
+                            allow_blank=False,
+                            compact=True,
+                            id="train-model",
+                        )
+                    for key, label, value in (
+                        ("epochs", "epochs", str(ts.epochs)),
+                        ("batch_size", "batch", str(ts.batch_size)),
+                        ("learning_rate", "rate", f"{ts.learning_rate:g}"),
+                    ):
+                        with Horizontal(classes="field"):
+                            yield Label(label, classes="field-label")
+                            yield Input(
+                                value,
+                                compact=True,
+                                id=f"train-{key.replace('_', '-')}",
+                                type="integer" if key != "learning_rate" else "number",
+                            )
+                    with Horizontal(classes="field"):
+                        yield Label("device", classes="field-label")
+                        yield Select(
+                            [(c, c) for c in _choices("device")],
+                            value=ts.device,
+                            allow_blank=False,
+                            compact=True,
+                            id="train-device",
+                        )
+                    with Horizontal(classes="field"):
+                        yield Label("name", classes="field-label")
+                        yield Input("", placeholder="automatic", compact=True, id="train-name")
+                with Vertical(id="train-outcome") as outcome:
+                    outcome.border_title = "Result"
+                    yield Static("No result yet.", id="train-result")
+                    yield DataTable(id="train-confusion", cursor_type="none", show_cursor=False)
+            with Vertical(id="train-right"):
+                yield Static("Extract the features, then s starts training.", id="train-status")
+                epochs: DataTable[Any] = DataTable(id="train-history", cursor_type="row")
+                epochs.border_title = "Epochs"
+                yield epochs
+                chart = TrainingChart(id="train-chart")
+                chart.border_title = "Loss (left) · accuracy (right)"
+                yield chart
+
+    def on_mount(self) -> None:
+        table = self.query_one("#train-history", DataTable)
+        for label, key in (
+            ("epoch", "epoch"),
+            ("loss", "loss"),
+            ("acc", "acc"),
+            ("v.loss", "vloss"),
+            ("v.acc", "vacc"),
+            ("s", "secs"),
+            ("", "best"),
+        ):
+            table.add_column(label, key=key)
+
+    def default_focus(self) -> Widget | None:
+        return self.query_one("#train-history")
+
+    @property
+    def running(self) -> bool:
+        return self.cancel is not None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "start":
+            return None if self.running else True
+        if action == "stop":
+            return True if self.running else None
+        return True
+
+    # ----------------------------------------------------------------- settings
+
+    def form_settings(self) -> Settings:
+        """The app's settings with the form's values (validated like config values)."""
+        s = copy.deepcopy(self.genre_app.settings)
+        config_mod.override(s, "training.model", self.query_one("#train-model", Select).value)
+        config_mod.override(s, "training.device", self.query_one("#train-device", Select).value)
+        for key, cast in (("epochs", int), ("batch_size", int), ("learning_rate", float)):
+            raw = self.query_one(f"#train-{key.replace('_', '-')}", Input).value.strip()
+            try:
+                value = cast(raw)
+            except ValueError:
+                raise GenreError(f"{key.replace('_', ' ')}: {raw!r} is not a number") from None
+            config_mod.override(s, f"training.{key}", value)
+        return s
+
+    @on(Input.Submitted, "#train-form Input")
+    def _submitted(self) -> None:
+        self.action_start()
+
+    # ----------------------------------------------------------------- actions
+
+    def action_start(self) -> None:
+        if self.running:
+            self.notify("Training is already running.", severity="warning")
+            return
+        ds = self.genre_app.dataset
+        if ds is None:
+            self.notify("Scan a dataset first (tab 1).", severity="warning")
+            return
+        try:
+            settings = self.form_settings()
+        except GenreError as exc:
+            self._status(Text(str(exc), style=tone(self, "text-error")))
+            return
+        name = self.query_one("#train-name", Input).value.strip() or None
+        self.cancel = self.new_job()
+        self.refresh_bindings()
+        self._reset()
+        self._status("Loading features…")
+        self.query_one("#train-history").focus()
+        self._train(ds, settings, name, self.cancel)
+
+    def action_stop(self) -> None:
+        if self.cancel is None:
+            return
+        self.cancel.set()
+        self._status("Stopping after this batch; the best epoch so far is kept…")
+
+    @work(thread=True, exclusive=True, group="train", exit_on_error=False)
+    def _train(self, ds: Dataset, settings: Settings, name: str | None, cancel: threading.Event) -> None:
+        app = self.genre_app
+        try:
+            from genre_erkennung.core.train import train
+
+            result = train(
+                ds, settings, app.workspace, name=name, report=self.reporter("train"), cancel=cancel
+            )
+            self.post_message(JobDone("train", result))
+        except GenreError as exc:
+            self.post_message(JobDone("train", error=str(exc)))
+        app.refresh_models(select=None)
+
+    # ----------------------------------------------------------------- events
+
+    def _reset(self) -> None:
+        self.result = None
+        self.query_one("#train-history", DataTable).clear()
+        self.query_one("#train-chart", TrainingChart).clear_history()
+        self.query_one("#train-result", Static).update("Training…")
+        self.query_one("#train-confusion", DataTable).clear(columns=True)
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        message.stop()
+        self.apply(message.event)
+
+    def apply(self, event: ev.Event) -> None:
+        """Show one engine event (also used by tests to drive the pane deterministically)."""
+        match event:
+            case ev.JobStarted(total=total):
+                self._status(f"Training for up to {total} epochs…")
+            case ev.EpochEnd() as e:
+                table = self.query_one("#train-history", DataTable)
+                best = Text("★", style=tone(self, "text-success")) if e.best else ""
+                key = table.add_row(
+                    f"{e.epoch}/{e.epochs}",
+                    _num(e.loss),
+                    _pct(e.accuracy),
+                    _num(e.val_loss),
+                    _pct(e.val_accuracy),
+                    f"{e.seconds:.1f}",
+                    best,
+                )
+                table.move_cursor(row=table.get_row_index(key))
+                self.query_one("#train-chart", TrainingChart).add_epoch(
+                    e.epoch, e.loss, e.accuracy, e.val_loss, e.val_accuracy
+                )
+                self._status(
+                    f"Epoch {e.epoch} of {e.epochs}: loss {_num(e.loss)}, val acc {_pct(e.val_accuracy)}, "
+                    f"{e.chunks_per_s:.0f} chunks/s"
+                )
+            case ev.Message(text=text, level=level):
+                style = tone(self, "text-warning") if level == "warning" else ""
+                self._status(Text(text, style=style))
+            case _:
+                pass
+
+    def on_job_done(self, message: JobDone) -> None:
+        message.stop()
+        self.cancel = None
+        self.refresh_bindings()
+        if message.error:
+            self._status(Text(message.error, style=tone(self, "text-error")))
+            self.query_one("#train-result", Static).update("No result.")
+            return
+        self.show_result(message.result)
+
+    def on_worker_state_changed(self, event: Any) -> None:
+        worker = event.worker
+        if worker.group == "train" and worker.error is not None:
+            self.cancel = None
+            self.refresh_bindings()
+            self._status(Text(f"error: {worker.error}", style=tone(self, "text-error")))
+
+    def show_result(self, result: Any) -> None:
+        """A TrainResult (name, metrics, baseline, stopped): accuracy lines and the confusion matrix."""
+        self.result = result
+        m, base = result.metrics, result.baseline
+        why = {"epochs": "all epochs run", "early-stop": "stopped early", "cancelled": "stopped by you"}
+        good = tone(self, "text-success")
+        text = Text.assemble(
+            ("songs ", "dim"),
+            (_pct(m.song_accuracy), f"bold {good}"),
+            (f" of {m.songs}", "dim"),
+            ("  chunks ", "dim"),
+            _pct(m.chunk_accuracy),
+            ("\nbaseline (songs) ", "dim"),
+            _pct(base.song_accuracy),
+        )
+        self.query_one("#train-result", Static).update(text)
+        self._status(
+            Text(
+                f"Saved {result.name} ({why.get(result.stopped, result.stopped)}); "
+                "it is now the selected model.",
+                style=good,
+            )
+        )
+        self._fill_confusion(m.confusion)
+
+    def _fill_confusion(self, confusion: Any) -> None:
+        table = self.query_one("#train-confusion", DataTable)
+        table.clear(columns=True)
+        genres = [str(g) for g in confusion.index]
+        table.add_column("true\\said", key="true")
+        for g in genres:
+            table.add_column(g[:5], key=g)
+        good, bad = tone(self, "text-success"), tone(self, "text-error")
+        values = confusion.to_numpy()
+        for i, g in enumerate(genres):
+            cells: list[Any] = [g[:10]]
+            for j in range(len(genres)):
+                n = int(values[i][j])
+                style = f"bold {good}" if i == j and n else (bad if n else "dim")
+                cells.append(Text(str(n), style=style, justify="right"))
+            table.add_row(*cells, key=g)
+
+    # ----------------------------------------------------------------- display
+
+    def _status(self, text: str | Text) -> None:
+        self.query_one("#train-status", Static).update(text)
+
+    def dataset_changed(self, ds: Dataset | None) -> None:
+        if self.running or ds is None:
+            return
+        songs = ds.usable()
+        extracted = sum(1 for s in songs if self.genre_app.feature_state(s).plain == "extracted")
+        if extracted < len(songs):
+            self._status(f"{extracted} of {len(songs)} songs have features: extract them first (tab 2).")
+        else:
+            self._status(f"All {len(songs)} songs have features: s starts training.")
