@@ -362,6 +362,7 @@ class _Plan:
 
     name: str
     folder: Path
+    store: FeatureStore
     ts: TrainingSettings
     data: TrainingData
     fit_ids: list[int]
@@ -390,20 +391,22 @@ def _plan_fresh(
         bands=int(data.train.contrast.shape[2]),
         sizes=model_sizes(settings),
     )
-    return _Plan(name, folder, ts, data, fit_ids, val_ids, arch)
+    return _Plan(name, folder, store, ts, data, fit_ids, val_ids, arch)
 
 
 def _plan_resume(
     dataset: Dataset,
     settings: Settings,
     workspace: Workspace,
-    store: FeatureStore,
+    store: FeatureStore | None,
     name: str | None,
     epochs: int | None,
 ) -> _Plan:
+    """The stopped run's settings, split and statistics; features from the store it used."""
     name = check_name(name) if name else _stopped_run(workspace)
     folder = model_dir(workspace, name)
     tensors, meta = load_checkpoint(folder, name)
+    store = store or FeatureStore(workspace.features, meta["feature_key"])
     ts = dataclasses.replace(
         TrainingSettings(**meta["settings"]),
         device=settings.training.device,
@@ -417,7 +420,7 @@ def _plan_resume(
     val_ids = [i for i, k in enumerate(data.train.song_keys) if k in val_keys]
     fit_ids = [i for i, k in enumerate(data.train.song_keys) if k not in val_keys]
     arch = Architecture.from_json(meta["architecture"])
-    return _Plan(name, folder, ts, data, fit_ids, val_ids, arch, (tensors, meta))
+    return _Plan(name, folder, store, ts, data, fit_ids, val_ids, arch, (tensors, meta))
 
 
 def train(
@@ -434,23 +437,23 @@ def train(
 ) -> TrainResult:
     """Train a model on the dataset's stored features, evaluate it on the test split, save it.
 
-    `resume` continues the stopped run `name` (default: the newest one) with its own settings;
-    only `device`, `threads` and, when given, `epochs` (the new total) come from the caller.
+    `resume` continues the stopped run `name` (default: the newest one) with its own settings
+    and feature store; only `device`, `threads` and, when given, `epochs` (the new total) come
+    from the caller.
     A cancelled run still saves its best epoch so far and stays resumable.
     """
     cancel = cancel or threading.Event()
     started = time.perf_counter()
     device = pick_device(settings.training.device)
-    if store is None:
-        store = FeatureStore(workspace.features, config_key(settings))
-        features = feature_config(settings)
-    else:
-        features = _store_config(store)
     if resume:
         plan = _plan_resume(dataset, settings, workspace, store, name, epochs)
     else:
+        store = store or FeatureStore(workspace.features, config_key(settings))
         plan = _plan_fresh(dataset, settings, workspace, store, name)
-    ts, data = plan.ts, plan.data
+    ts, data, store = plan.ts, plan.data, plan.store
+    features = _store_config(store)
+    if not features and store.key == config_key(settings):
+        features = feature_config(settings)
     check_frames(data.frames)
     for path, reason in data.skipped:
         report(Message(f"skipped {path}: {reason}", "warning"))
@@ -591,6 +594,6 @@ def _check_resumable(
         )
     if meta["feature_key"] != store.key:
         raise GenreError(
-            f"model {name!r} was trained on features {meta['feature_key']}, the current settings "
-            f"give {store.key}: use the same audio/features settings to resume"
+            f"model {name!r} was trained on features {meta['feature_key']}, not {store.key}: "
+            "resume it from the store it was trained on"
         )
