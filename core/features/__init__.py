@@ -1,0 +1,104 @@
+"""Features per chunk: qm-mfcc coefficients and bbc-spectral-contrast peaks/valleys.
+
+Two backends give the same arrays: `native` (torch, see native.py) and `sonic-annotator` (the
+original tool, see sonic.py). torch is imported only when a backend is built, so importing
+this package stays fast.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ..config import FeatureSettings
+
+#: Bump when the numbers change; part of the store's config key.
+FEATURE_VERSION = 1
+
+MFCC_TRANSFORM = "vamp:qm-vamp-plugins:qm-mfcc:coefficients"
+PEAKS_TRANSFORM = "vamp:bbc-vamp-plugins:bbc-spectral-contrast:peaks"
+VALLEYS_TRANSFORM = "vamp:bbc-vamp-plugins:bbc-spectral-contrast:valleys"
+TRANSFORMS = (MFCC_TRANSFORM, PEAKS_TRANSFORM, VALLEYS_TRANSFORM)
+
+#: Keys of `file_features`' result (those of the golden npz files, plus n_samples).
+FILE_KEYS = (
+    "mfcc",
+    "mfcc_timestamps",
+    "sc_peaks",
+    "sc_valleys",
+    "sc_timestamps",
+    "sample_rate",
+    "n_samples",
+)
+
+
+@dataclass
+class FeatureBatch:
+    """Features of B equal-length chunks."""
+
+    mfcc: np.ndarray  # float32 [B, T_mfcc, 20]
+    peaks: np.ndarray  # float32 [B, T_sc, 7]
+    valleys: np.ndarray  # float32 [B, T_sc, 7]
+
+
+class Backend(Protocol):
+    name: str
+
+    def batch(self, chunks: np.ndarray, sample_rate: int) -> FeatureBatch:
+        """Features of float32 chunks [B, n], each treated as a separate file."""
+        ...
+
+    def whole_file(self, path: str | Path, sample_rate: int | None) -> dict[str, np.ndarray]:
+        """Features of a whole file (not chunked), keyed as FILE_KEYS."""
+        ...
+
+
+def frame_counts(n_samples: int) -> tuple[int, int]:
+    """(T_mfcc, T_sc) for n samples: sonic-annotator pads to a multiple of 1024 samples."""
+    blocks = math.ceil(n_samples / 1024)
+    return blocks, 2 * blocks
+
+
+def feature_params(settings: FeatureSettings) -> dict:
+    """Everything besides the audio settings that changes the numbers (for the config key)."""
+    hann = {"window": "hann", "framing": "sonic-annotator", "pad_multiple": 1024}
+    contrast = {"block": 1024, "step": 512, "alpha": 0.02, "numBands": 7, **hann}
+    return {
+        "backend": settings.backend,
+        "feature_version": FEATURE_VERSION,
+        "transforms": {
+            MFCC_TRANSFORM: {
+                "block": 2048,
+                "step": 1024,
+                "nceps": 20,
+                "wantc0": 1,
+                "logpower": 1,
+                **hann,
+            },
+            PEAKS_TRANSFORM: contrast,
+            VALLEYS_TRANSFORM: contrast,
+        },
+    }
+
+
+def get_backend(settings: FeatureSettings) -> Backend:
+    """The backend that `settings.backend` names."""
+    if settings.backend == "sonic-annotator":
+        from .sonic import SonicBackend
+
+        return SonicBackend(settings.sonic_annotator)
+    from .native import NativeBackend, pick_device
+
+    return NativeBackend(pick_device(settings.device))
+
+
+def file_features(
+    path: str | Path, sample_rate: int | None, settings: FeatureSettings
+) -> dict[str, np.ndarray]:
+    """Features of a whole file decoded to mono at `sample_rate` (None: the file's own rate)."""
+    return get_backend(settings).whole_file(path, sample_rate)
