@@ -100,6 +100,14 @@ def test_chunks_of_a_batch_are_independent() -> None:
         np.testing.assert_allclose(together.valleys[i], alone.valleys[0], rtol=1e-6)
 
 
+@pytest.mark.parametrize("n", [0, 1, 1024, 1025])
+def test_short_chunks_follow_frame_counts(n: int) -> None:
+    got = native.NativeBackend(torch.device("cpu")).batch(np.ones((2, n), np.float32), 44100)
+    t_mfcc, t_sc = frame_counts(n)
+    assert got.mfcc.shape == (2, t_mfcc, 20)
+    assert got.peaks.shape == got.valleys.shape == (2, t_sc, 7)
+
+
 def test_streamed_file_equals_one_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Streaming in blocks with CONTEXT samples of history gives the frames of the whole."""
     path = tmp_path / "long.wav"

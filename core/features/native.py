@@ -120,7 +120,7 @@ def _constants(sample_rate: int, device: str) -> _Constants:
 def _pieces(frames: int, block: int, device: torch.device) -> Iterator[slice]:
     """Frame ranges covering `frames`: cache-sized on the CPU, all at once on a GPU."""
     if device.type != "cpu":
-        yield slice(0, frames)
+        yield from [slice(0, frames)] if frames else []
         return
     rows = max(1, _CPU_PIECE // block)
     for i in range(0, frames, rows):
