@@ -39,7 +39,7 @@ SC_BANDS, SC_ALPHA = 7, 0.02
 _CPU_PIECE = 128 * 1024
 # Samples decoded per step when a whole file is streamed (a multiple of PAD_MULTIPLE).
 _STREAM_BLOCK = 1024 * PAD_MULTIPLE
-# Lanes of the top-k selection (see `_extreme_sums`); a power of two.
+# Lanes of the top-k selection (see `_extreme_sums`); a power of two, at least 2.
 _LANES = 32
 
 
@@ -174,6 +174,18 @@ def _exchange(
     return y, spare
 
 
+def _fold(regs: torch.Tensor, k: int, dim: int, lanes: int) -> torch.Tensor:
+    """Halve the lanes (along `dim`) of registers [k, ...] down to `lanes`, merging sorted lists."""
+    while regs.shape[dim] > lanes:
+        half = regs.shape[dim] // 2
+        lower, upper = regs.narrow(dim, 0, half), regs.narrow(dim, half, half)
+        spare = torch.empty_like(lower[0])
+        for j in range(k):  # the j-th largest of the upper half lands at j or below
+            _, spare = _exchange(lower[j:], upper[j], spare)
+        regs = lower
+    return regs
+
+
 def _extreme_sums(band: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row of band [n, w] (w a multiple of 32), the sums of its k largest and k smallest.
 
@@ -181,6 +193,8 @@ def _extreme_sums(band: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tenso
     elementwise compare-exchange on preallocated buffers. Rows are stacked with their negation
     (smallest = -largest of -x). Each of 32 lanes (columns j, j+32, ...) keeps its k largest in
     sorted registers; then the lanes fold in halves, merging sorted lists, down to one lane.
+    Short lanes are slow (a cost per row per op), so after the first fold the registers are
+    transposed to put the rows innermost.
     """
     n = band.shape[0]
     regs = band.new_empty(k, 2 * n, _LANES)
@@ -194,14 +208,8 @@ def _extreme_sums(band: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tenso
             regs[filled].copy_(y)
             filled += 1
     regs[filled:].fill_(-math.inf)  # lanes shorter than k (the fold fills them from others)
-    while regs.shape[2] > 1:
-        half = regs.shape[2] // 2
-        lower, upper = regs[..., :half], regs[..., half:]
-        spare = spare[:, :half]
-        for j in range(k):  # the j-th largest of the upper half lands at j or below
-            _, spare = _exchange(lower[j:], upper[j], spare)
-        regs = lower
-    total = regs.sum(0)[:, 0]
+    regs = _fold(regs, k, dim=2, lanes=_LANES // 2).transpose(1, 2).contiguous()
+    total = _fold(regs, k, dim=1, lanes=1).sum(0)[0]
     return total[:n], -total[n:]
 
 
