@@ -8,7 +8,7 @@ import typer
 
 from genre_erkennung import __version__
 
-from .commands import chunk, dataset, extract, query
+from .commands import chunk, dataset, demo, extract, query
 
 app = typer.Typer(
     name="genre",
@@ -22,6 +22,7 @@ app.add_typer(dataset.app, name="dataset")
 app.command()(chunk.chunk)
 app.command()(extract.extract)
 app.command()(query.query)
+app.command()(demo.demo)
 
 
 def _version(value: bool) -> None:

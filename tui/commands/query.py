@@ -73,7 +73,7 @@ def _clock(seconds: float) -> str:
     return f"{m}:{s:02d}"
 
 
-def _print_song(song: SongResult, genres: list[str]) -> None:
+def print_song(song: SongResult, genres: list[str]) -> None:
     colour = {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(genres)}
     v = song.verdict
     mean_p = dict(v.ranking)[v.majority]
@@ -153,7 +153,7 @@ def query(
     else:
         common.err.print(Text(f"model {loaded.name}: {', '.join(loaded.genres)}", style="dim"))
         for song in result.results:
-            _print_song(song, loaded.genres)
+            print_song(song, loaded.genres)
     if csv is not None:
         _append_csv(csv, result.results, loaded.genres)
     if result.errors:
