@@ -8,7 +8,7 @@ import typer
 
 from genre_erkennung import __version__
 
-from .commands import chunk, dataset, demo, extract, query
+from .commands import chunk, dataset, extract, features, models, query, train
 
 app = typer.Typer(
     name="genre",
@@ -19,10 +19,12 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(dataset.app, name="dataset")
+app.add_typer(models.app, name="models")
 app.command()(chunk.chunk)
 app.command()(extract.extract)
+app.command()(features.features)
+app.command()(train.train)
 app.command()(query.query)
-app.command()(demo.demo)
 
 
 def _version(value: bool) -> None:
