@@ -38,10 +38,8 @@ def realtime(seconds: float) -> str:
 
 def csv_lines(times: np.ndarray, values: np.ndarray) -> list[str]:
     """One line per frame: timestamp, then the values in %g (6 significant digits)."""
-    return [
-        ",".join([realtime(t), *(f"{v:g}" for v in row.tolist())]) + "\n"
-        for t, row in zip(times.tolist(), values, strict=True)
-    ]
+    fmt = "%s," + ",".join(["%g"] * values.shape[1]) + "\n"
+    return [fmt % (realtime(t), *row) for t, row in zip(times.tolist(), values.tolist(), strict=True)]
 
 
 def save_csv(folder: Path, stem: str, features: dict[str, np.ndarray]) -> list[Path]:

@@ -40,8 +40,8 @@ def features(
 ) -> None:
     """Features of one whole song (not chunked): qm-mfcc and bbc spectral contrast.
 
-    Prints the written file(s) on stdout. To compare with sonic-annotator run on the file
-    itself, pass the file's own rate as --sample-rate.
+    Prints the written files on stdout. To compare with sonic-annotator on the file itself,
+    pass the file's own rate as --sample-rate.
     """
     ctx = common.load(config, workspace, features__backend=backend, audio__sample_rate=sample_rate)
     settings = ctx.settings
