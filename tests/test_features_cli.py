@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import typer
+from conftest import run_genre
 from typer.testing import CliRunner
 
 from genre_erkennung.core import audio
@@ -97,3 +98,11 @@ def test_errors_are_one_line(song: Path, tmp_path: Path, monkeypatch: pytest.Mon
     no_tool = run(song, "--out", tmp_path / "x.npz", "--backend", "sonic-annotator")
     assert no_tool.exit_code == 1 and "sonic-annotator not found" in no_tool.stderr
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_installed_genre_command(song: Path, tmp_path: Path) -> None:
+    """The real `genre features`, as registered in tui/cli.py."""
+    out = tmp_path / "real.npz"
+    proc = run_genre("features", song, "--out", out, check=True)
+    assert proc.stdout.strip() == str(out)
+    assert np.load(out)["mfcc"].shape == (frame_counts(3 * 44100)[0], 20)
