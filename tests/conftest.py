@@ -108,3 +108,17 @@ def refused_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def genre_in_process(*args: str | Path, check: bool = False) -> subprocess.CompletedProcess:
+    """Run the CLI inside this process (no second torch import); same shape as `run_genre`."""
+    from typer.testing import CliRunner
+
+    from genre_erkennung.tui.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    if check and result.exit_code != 0:
+        raise AssertionError(f"genre {args} failed ({result.exit_code}):\n{result.stderr}")
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import make_audio, make_dataset, refused_port, run_genre
+from conftest import genre_in_process, make_audio, make_dataset, refused_port, run_genre
 
 GENRES = {"sinus": ("sine", 330.0), "rauschen": ("white", 0.0)}
 
@@ -88,7 +88,7 @@ def test_query_url_json_owns_stdout(trained: tuple[Path, Path], site: str) -> No
 def test_bad_urls_are_one_line_each(trained: tuple[Path, Path], site: str, path: str, expected: str) -> None:
     ws, _ = trained
     url = path.format(site=site, port=refused_port())
-    proc = run_genre("query", url, "--workspace", ws, "--json")
+    proc = genre_in_process("query", url, "--workspace", ws, "--json")
     assert proc.returncode == 1
     doc = json.loads(proc.stdout)
     assert doc["results"] == [] and doc["errors"][0]["source"] == url
@@ -105,7 +105,7 @@ def test_folder_of_songs_and_junk(trained: tuple[Path, Path], tmp_path: Path) ->
     (folder / "fake.mp3").write_text("text")
     make_audio(folder / "short.mp3", 0.5)
     out_csv = tmp_path / "out.csv"
-    proc = run_genre("query", folder, "--workspace", ws, "--json", "--csv", out_csv)
+    proc = genre_in_process("query", folder, "--workspace", ws, "--json", "--csv", out_csv)
     assert proc.returncode == 1
     doc = json.loads(proc.stdout)
     assert [Path(r["source"]).name for r in doc["results"]] == ["a.wav", "-b.flac"]
@@ -113,13 +113,13 @@ def test_folder_of_songs_and_junk(trained: tuple[Path, Path], tmp_path: Path) ->
     assert set(errors) == {"fake.mp3", "short.mp3"} and "too short" in errors["short.mp3"]
     rows = pd.read_csv(out_csv)
     assert len(rows) == 4 and {"p_sinus", "p_rauschen", "genre", "start", "end"} <= set(rows.columns)
-    run_genre("query", folder / "a.wav", "--workspace", ws, "--csv", out_csv, check=True)
+    genre_in_process("query", folder / "a.wav", "--workspace", ws, "--csv", out_csv, check=True)
     assert len(pd.read_csv(out_csv)) == 6
 
 
 def test_no_model_says_train_one(tmp_path: Path) -> None:
     song = make_audio(tmp_path / "a.wav", 12.0)
-    proc = run_genre("query", song, "--workspace", tmp_path / "empty")
+    proc = genre_in_process("query", song, "--workspace", tmp_path / "empty")
     assert proc.returncode == 1
     assert "no trained model" in proc.stderr and "genre train" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -135,6 +135,6 @@ def test_model_with_other_features_is_refused(trained: tuple[Path, Path], tmp_pa
     card["features"]["config_key"] = "0000000000000000"
     card_path.write_text(json.dumps(card))
     song = make_audio(tmp_path / "a.wav", 5.0)
-    proc = run_genre("query", song, "--workspace", other)
+    proc = genre_in_process("query", song, "--workspace", other)
     assert proc.returncode == 1
     assert "trained on other features" in proc.stderr and "Traceback" not in proc.stderr

@@ -60,9 +60,7 @@ class _Downloads:
             case ev.Downloaded(url=url, path=path, title=title, cached=cached):
                 how = "already downloaded" if cached else "downloaded"
                 self.progress.console.print(Text(f"{how}: {title} -> {path}", style="dim"))
-            case ev.SongFailed(error=error):
-                self.progress.console.print(Text(f"failed: {error}", style="red"))
-            case ev.JobFinished():
+            case ev.JobFinished() if self.tasks:
                 self.progress.stop()
             case _:
                 pass
