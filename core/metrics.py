@@ -52,14 +52,6 @@ class Metrics:
             },
         }
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Metrics:
-        genres = data["confusion"]["genres"]
-        per_genre = pd.DataFrame.from_dict(data["per_genre"], orient="index")
-        confusion = pd.DataFrame(data["confusion"]["counts"], index=genres, columns=genres)
-        scalars = {k: v for k, v in data.items() if k not in ("per_genre", "confusion")}
-        return cls(**scalars, per_genre=per_genre, confusion=_axes(confusion))
-
 
 def _axes(confusion: pd.DataFrame) -> pd.DataFrame:
     confusion.index.name, confusion.columns.name = "true", "predicted"

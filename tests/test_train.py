@@ -143,7 +143,6 @@ def test_metrics_vote_by_song_and_balance_genres() -> None:
     majority = evaluate(np.tile([0.9, 0.1], (10, 1)), np.array([0] * 9 + [1]), np.arange(10), genres)
     assert majority.chunk_accuracy == 0.9 and majority.balanced_accuracy == 0.5
     assert json.loads(json.dumps(m.to_json())) == m.to_json()
-    assert type(m).from_json(m.to_json()).to_json() == m.to_json()
 
 
 def test_baseline_beats_chance_on_separable_songs(tmp_path: Path) -> None:
