@@ -125,6 +125,8 @@ def probe(path: str | Path) -> AudioInfo:
         check=False,
     )
     err = proc.stderr
+    if proc.returncode < 0:
+        raise GenreError(f"{p}: ffmpeg was stopped by signal {-proc.returncode}; run again")
     m = _AUDIO.search(err)
     if not m:
         if "Input #0" in err:

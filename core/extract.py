@@ -8,14 +8,17 @@ decoded again; failures are recorded and the batch goes on.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import queue
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -37,6 +40,8 @@ from .features import Backend, FeatureBatch, get_backend
 from .store import Entry, FeatureStore, store_for
 from .workspace import Workspace
 
+T = TypeVar("T")
+
 #: Chunks per feature-math call: big enough to amortise torch overhead, small enough for RAM.
 BATCH_CHUNKS = 4
 
@@ -50,6 +55,53 @@ class ExtractResult:
     elapsed: float = 0.0
     cancelled: bool = False
     store: Path | None = None
+
+
+_DONE = object()
+
+
+def _read_ahead(items: Iterator[T], depth: int) -> Iterator[T]:
+    """Pull from `items` in a thread, up to `depth` ahead, so ffmpeg decodes the next chunks
+    while the feature math runs on these (the math releases the GIL). Stops the producer, and so
+    the decoder, as soon as the consumer stops."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    break
+            q.put((_DONE, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            q.put((_DONE, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, daemon=True, name="read-ahead")
+    thread.start()
+    try:
+        while True:
+            item, exc = q.get()
+            if exc is not None:
+                raise exc
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                q.get(timeout=0.05)
+        thread.join()
 
 
 class _Rows:
@@ -103,7 +155,8 @@ def song_features(
             rows.add(backend.batch(np.stack(pending), a.sample_rate))
             pending.clear()
 
-    for chunk in audio.chunks(path, a.sample_rate, a.chunk_seconds, a.min_chunk_seconds, info):
+    chunks = audio.chunks(path, a.sample_rate, a.chunk_seconds, a.min_chunk_seconds, info)
+    for chunk in _read_ahead(chunks, BATCH_CHUNKS):
         if cancel is not None and cancel.is_set():
             raise Cancelled("extraction cancelled")
         pending.append(chunk.samples)
@@ -204,7 +257,12 @@ def _run(
 
     def work(song: Song, slot: int) -> Entry:
         report(SongStarted(str(song.path), slot))
-        return song_features(song.path, settings, backend, cancel)
+        info = None  # a scanned song carries its probe; others are probed in song_features
+        if song.channels:
+            info = audio.AudioInfo(
+                str(song.path), song.format, "", song.sample_rate, song.channels, song.duration
+            )
+        return song_features(song.path, settings, backend, cancel, info)
 
     def progress() -> None:
         elapsed = time.monotonic() - start
