@@ -221,3 +221,18 @@ def test_existing_names_are_never_overwritten(tmp_path: Path) -> None:
             train(ds, settings(epochs=1), ws, store=store, name=bad)
     assert (ws.models / "keep" / "model.json").read_bytes() == card
     assert not (tmp_path / "x").exists()
+
+
+def test_without_validation_songs_every_epoch_runs_and_the_last_is_kept(tmp_path: Path) -> None:
+    ds, store = make_dataset(tmp_path)
+    ws = Workspace(tmp_path / "ws")
+    events: list[Event] = []
+    result = train(
+        ds, settings(epochs=3, validation_share=0.0, model="contrast"), ws, store=store, report=events.append
+    )
+    assert result.stopped == "epochs" and result.card["training"]["best_epoch"] == 3
+    assert [h.val_loss for h in result.history] == [None, None, None]
+    assert all(e.val_loss != e.val_loss for e in events if isinstance(e, EpochEnd))  # NaN
+    assert (
+        result.name.startswith("contrast-") and registry.load(ws, result.name).architecture.kind == "contrast"
+    )
