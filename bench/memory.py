@@ -16,14 +16,21 @@ from pathlib import Path
 from _common import make_song
 
 PROBE = """
-import resource, sys
+import resource, sys, tempfile
+import numpy as np
 from pathlib import Path
 from genre_erkennung.core.config import Settings
-from genre_erkennung.core.extract import song_features
+from genre_erkennung.core.extract import extract_song
 from genre_erkennung.core.features import get_backend
+from genre_erkennung.core.store import store_for
+from genre_erkennung.core.workspace import Workspace
 s = Settings()
-e = song_features(Path(sys.argv[1]), s, get_backend(s.features))
-print(e.chunks, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+with tempfile.TemporaryDirectory() as ws:
+    store = store_for(Workspace(Path(ws)), s)
+    meta = extract_song(Path(sys.argv[1]), "song", store, s, get_backend(s.features))
+    with np.load(store.path("song")) as z:  # the entry is whole: its last array reads back
+        assert z["lengths"].shape == (meta["chunks"],)
+print(meta["chunks"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 

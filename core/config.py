@@ -67,6 +67,20 @@ class TrainingSettings:
 
 
 @dataclass
+class ModelSettings:
+    """Layer widths and dropout rates (the defaults are the original pipeline's)."""
+
+    mfcc_conv: int = _opt(100, low=1, high=4096, doc="filters of the first MFCC convolution")
+    mfcc_bottleneck: int = _opt(20, low=1, high=4096, doc="filters of the second MFCC convolution")
+    mfcc_lstm: int = _opt(300, low=1, high=4096, doc="MFCC branch LSTM units")
+    mfcc_dropout: float = _opt(0.4, low=0.0, high=0.95)
+    contrast_conv: int = _opt(100, low=1, high=4096, doc="spectral-contrast convolution filters")
+    contrast_lstm: int = _opt(100, low=1, high=4096, doc="spectral-contrast LSTM units")
+    contrast_dropout: float = _opt(0.2, low=0.0, high=0.95)
+    head: int = _opt(1000, low=1, high=65536, doc="units of the merged head's hidden layer")
+
+
+@dataclass
 class QuerySettings:
     model: str = _opt("", doc="model used when --model is not given ('' = newest)")
     max_items: int = _opt(20, low=1, high=10000, doc="playlist entries fetched at most")
@@ -80,6 +94,7 @@ class Settings:
     features: FeatureSettings = field(default_factory=FeatureSettings)
     extraction: ExtractionSettings = field(default_factory=ExtractionSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
     query: QuerySettings = field(default_factory=QuerySettings)
 
 

@@ -2,14 +2,13 @@
 
 Each worker thread drives one ffmpeg decode process and runs the feature math on what it reads
 (torch releases the GIL), so N workers keep N cores busy with either decoding or math. Per song the
-work is a pure function of (bytes, config): `song_features`. Songs already in the store are not
+work is a pure function of (bytes, config): `extract_song`. Songs already in the store are not
 decoded again; failures are recorded and the batch goes on.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import queue
 import threading
@@ -18,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -37,7 +36,7 @@ from .events import (
     ignore,
 )
 from .features import Backend, FeatureBatch, get_backend
-from .store import Entry, FeatureStore, store_for
+from .store import FeatureStore, RawArray, store_for
 from .workspace import Workspace
 
 T = TypeVar("T")
@@ -104,82 +103,93 @@ def _read_ahead(items: Iterator[T], depth: int) -> Iterator[T]:
         thread.join()
 
 
-class _Rows:
-    """Per-chunk feature rows, preallocated from the probed duration so a long song is never
-    copied whole (np.zeros pages cost nothing until written); grows only if the estimate was short."""
+class _Spill:
+    """Feature rows appended to raw scratch files as they are computed, so a 3-hour song holds
+    no more memory than a 3-minute one; the store streams them into the entry at the end."""
 
-    def __init__(self, capacity: int) -> None:
-        self.capacity = max(1, capacity)
-        self.arrays: dict[str, np.ndarray] = {}
+    NAMES = ("mfcc", "contrast_peaks", "contrast_valleys")
+
+    def __init__(self, store: FeatureStore, key: str) -> None:
+        self.paths = {name: store.spill_path(key, name) for name in self.NAMES}
+        self.files = {name: open(path, "wb") for name, path in self.paths.items()}  # noqa: SIM115
+        self.shapes: dict[str, tuple[int, ...]] = {}
         self.n = 0
 
     def add(self, batch: FeatureBatch) -> None:
-        rows = {"mfcc": batch.mfcc, "contrast_peaks": batch.peaks, "contrast_valleys": batch.valleys}
-        k = len(batch.mfcc)
-        if self.n + k > self.capacity:
-            self.capacity = max(2 * self.capacity, self.n + k)
-            for name, arr in self.arrays.items():
-                grown = np.zeros((self.capacity, *arr.shape[1:]), arr.dtype)
-                grown[: self.n] = arr[: self.n]
-                self.arrays[name] = grown
-        for name, x in rows.items():
-            if name not in self.arrays:
-                self.arrays[name] = np.zeros((self.capacity, *x.shape[1:]), np.float32)
-            self.arrays[name][self.n : self.n + k] = x
-        self.n += k
+        for name, x in zip(self.NAMES, (batch.mfcc, batch.peaks, batch.valleys), strict=True):
+            self.shapes[name] = x.shape[1:]
+            self.files[name].write(np.ascontiguousarray(x, dtype=np.float32).tobytes())
+        self.n += len(batch.mfcc)
 
-    def get(self, name: str) -> np.ndarray:
-        return self.arrays[name][: self.n]
+    def arrays(self) -> dict[str, RawArray]:
+        for f in self.files.values():
+            f.flush()
+        return {
+            name: RawArray(self.paths[name], np.dtype(np.float32), (self.n, *self.shapes[name]))
+            for name in self.NAMES
+        }
+
+    def close(self) -> None:
+        for name, f in self.files.items():
+            f.close()
+            self.paths[name].unlink(missing_ok=True)
 
 
-def song_features(
+def extract_song(
     path: Path,
+    key: str,
+    store: FeatureStore,
     settings: Settings,
     backend: Backend,
     cancel: threading.Event | None = None,
     info: audio.AudioInfo | None = None,
-) -> Entry:
-    """Decode one song into chunks and compute their features, a batch at a time.
+) -> dict[str, Any]:
+    """Decode one song into chunks, compute their features a batch at a time, store the entry.
 
-    Memory stays flat for any length: one batch of audio, plus the features themselves.
+    A pure function of (the file's bytes, the settings): safe to run anywhere, in any order.
+    Memory stays flat for any length. Returns the entry's metadata.
     """
     a = settings.audio
     info = info or audio.probe(path)
-    rows = _Rows(math.ceil((info.duration or 0.0) / a.chunk_seconds) + 1)
+    spill = _Spill(store, key)
     starts: list[float] = []
     lengths: list[int] = []
     pending: list[np.ndarray] = []
 
     def flush() -> None:
         if pending:
-            rows.add(backend.batch(np.stack(pending), a.sample_rate))
+            spill.add(backend.batch(np.stack(pending), a.sample_rate))
             pending.clear()
 
-    chunks = audio.chunks(path, a.sample_rate, a.chunk_seconds, a.min_chunk_seconds, info)
-    for chunk in _read_ahead(chunks, BATCH_CHUNKS):
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("extraction cancelled")
-        pending.append(chunk.samples)
-        starts.append(chunk.start)
-        lengths.append(chunk.length)
-        if len(pending) == BATCH_CHUNKS:
-            flush()
-    flush()
-    return Entry(
-        mfcc=rows.get("mfcc"),
-        contrast_peaks=rows.get("contrast_peaks"),
-        contrast_valleys=rows.get("contrast_valleys"),
-        starts=np.asarray(starts, dtype=np.float64),
-        lengths=np.asarray(lengths, dtype=np.int64),
-        meta={
+    try:
+        chunks = audio.chunks(path, a.sample_rate, a.chunk_seconds, a.min_chunk_seconds, info)
+        for chunk in _read_ahead(chunks, BATCH_CHUNKS):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("extraction cancelled")
+            pending.append(chunk.samples)
+            starts.append(chunk.start)
+            lengths.append(chunk.length)
+            if len(pending) == BATCH_CHUNKS:
+                flush()
+        flush()
+        meta = {
             "source": str(path),
+            "chunks": len(lengths),
             "duration": sum(lengths) / a.sample_rate,
             "format": info.format,
             "channels": info.channels,
             "source_rate": info.sample_rate,
             "created": time.time(),
-        },
-    )
+        }
+        arrays = {
+            **spill.arrays(),
+            "starts": np.asarray(starts, dtype=np.float64),
+            "lengths": np.asarray(lengths, dtype=np.int64),
+        }
+        store.save_arrays(key, arrays, meta)
+        return meta
+    finally:
+        spill.close()
 
 
 def _default_workers() -> int:
@@ -255,14 +265,14 @@ def _run(
     free = list(range(workers))
     lock = threading.Lock()
 
-    def work(song: Song, slot: int) -> Entry:
+    def work(song: Song, slot: int) -> dict[str, Any]:
         report(SongStarted(str(song.path), slot))
-        info = None  # a scanned song carries its probe; others are probed in song_features
+        info = None  # a scanned song carries its probe; others are probed in extract_song
         if song.channels:
             info = audio.AudioInfo(
                 str(song.path), song.format, "", song.sample_rate, song.channels, song.duration
             )
-        return song_features(song.path, settings, backend, cancel, info)
+        return extract_song(song.path, song.key, store, settings, backend, cancel, info)
 
     def progress() -> None:
         elapsed = time.monotonic() - start
@@ -309,7 +319,7 @@ def _finish(
     report: Reporter,
 ) -> None:
     try:
-        entry = fut.result()
+        meta = fut.result()
     except Cancelled:
         return
     except AudioError as exc:
@@ -322,8 +332,7 @@ def _finish(
         result.failed.append((str(song.path), str(exc)))
         report(SongFailed(str(song.path), str(exc), slot))
         return
-    store.save(song.key, entry)
-    seconds = float(entry.meta["duration"])
+    seconds = float(meta["duration"])
     result.done += 1
     result.audio_seconds += seconds
-    report(SongDone(str(song.path), entry.chunks, seconds, False, slot))
+    report(SongDone(str(song.path), int(meta["chunks"]), seconds, False, slot))

@@ -121,7 +121,7 @@ def classify_file(
     cancel: threading.Event | None = None,
 ) -> SongResult:
     """Classify one local song. `settings` must come from `settings_for(loaded, ...)`."""
-    from .extract import song_features
+    from .extract import extract_song
     from .features import get_backend
     from .model import predict_chunks
 
@@ -129,11 +129,9 @@ def classify_file(
     info = audio.probe(path)
     store = store_for(workspace, settings)
     key = content_key(path)
-    if store.has(key):
-        entry = store.load(key)
-    else:
-        entry = song_features(path, settings, get_backend(settings.features), cancel, info)
-        store.save(key, entry)
+    if not store.has(key):
+        extract_song(path, key, store, settings, get_backend(settings.features), cancel, info)
+    entry = store.load(key)
     probs = predict_chunks(loaded, entry.mfcc, entry.contrast_peaks)
     sr = settings.audio.sample_rate
     chunks = []

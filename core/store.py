@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,33 @@ class Entry:
     @property
     def chunks(self) -> int:
         return int(self.mfcc.shape[0])
+
+
+@dataclass(frozen=True)
+class RawArray:
+    """A C-ordered array kept in a raw file (no header) until it is written into an entry."""
+
+    path: Path
+    dtype: np.dtype
+    shape: tuple[int, ...]
+
+
+def _write_npz(f, arrays: dict[str, np.ndarray | RawArray]) -> None:
+    """What np.savez writes, except that RawArrays stream from disk and never sit in memory."""
+    with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, arr in arrays.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
+                if isinstance(arr, RawArray):
+                    header = {
+                        "descr": np.lib.format.dtype_to_descr(arr.dtype),
+                        "fortran_order": False,
+                        "shape": arr.shape,
+                    }
+                    np.lib.format.write_array_header_1_0(member, header)
+                    with open(arr.path, "rb") as src:
+                        shutil.copyfileobj(src, member, 1 << 20)
+                else:
+                    np.lib.format.write_array(member, np.asarray(arr), allow_pickle=False)
 
 
 def feature_config(settings: Settings) -> dict[str, Any]:
@@ -91,11 +120,21 @@ class FeatureStore:
         return self.path(audio_key).is_file()
 
     def save(self, audio_key: str, entry: Entry) -> None:
-        arrays = {name: getattr(entry, name) for name in ARRAYS}
-        meta = np.array(json.dumps(entry.meta, ensure_ascii=False))
+        self.save_arrays(audio_key, {name: getattr(entry, name) for name in ARRAYS}, entry.meta)
+
+    def save_arrays(
+        self, audio_key: str, arrays: dict[str, np.ndarray | RawArray], meta: dict[str, Any]
+    ) -> None:
+        """Write one entry atomically; `arrays` holds every name in ARRAYS."""
+        payload = {"meta": np.array(json.dumps(meta, ensure_ascii=False)), **arrays}
         with atomic_path(self.path(audio_key)) as tmp, open(tmp, "wb") as f:
-            np.savez(f, meta=meta, **arrays)
+            _write_npz(f, payload)
         (self.folder / f"{audio_key}.failed.json").unlink(missing_ok=True)
+
+    def spill_path(self, audio_key: str, name: str) -> Path:
+        """A scratch file for rows of an entry being extracted (swept like any stale temp)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self.folder / f".{audio_key}.{name}.tmp"
 
     def load(self, audio_key: str) -> Entry:
         with np.load(self.path(audio_key), allow_pickle=False) as z:
