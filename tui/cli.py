@@ -8,7 +8,7 @@ import typer
 
 from genre_erkennung import __version__
 
-from .commands import chunk, dataset, extract, features, models, query, train
+from .commands import chunk, dataset, demo, extract, features, models, query, train
 
 app = typer.Typer(
     name="genre",
@@ -25,6 +25,7 @@ app.command()(extract.extract)
 app.command()(features.features)
 app.command()(train.train)
 app.command()(query.query)
+app.command()(demo.demo)
 
 
 def _version(value: bool) -> None:
