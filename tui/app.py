@@ -121,7 +121,7 @@ class GenreApp(App[None]):
             self._startup()
         if self.dataset_root is not None and self._scan_on_mount:
             self.pane(DatasetPane).scan(self.dataset_root)
-        self.call_after_refresh(self._focus_active)
+        self._focus_active()
 
     @work(thread=True, group="startup", exit_on_error=False)
     def _startup(self) -> None:
@@ -214,11 +214,17 @@ class GenreApp(App[None]):
         self._cancel_tokens.add(token)
         return token
 
-    async def action_quit(self) -> None:
-        """Stop every job at its next safe point, then leave (the worker threads are awaited)."""
+    def on_unmount(self) -> None:
+        """However the app ends (also a test's run_test), running jobs are told to stop."""
         for token in self._cancel_tokens:
             token.set()
-        self.exit()
+
+    def exit(self, *args: Any, **kwargs: Any) -> None:
+        """Stop every job at its next safe point, then leave (the worker threads are awaited, so
+        the store and the models are consistent when the process ends)."""
+        for token in self._cancel_tokens:
+            token.set()
+        super().exit(*args, **kwargs)
 
     # ----------------------------------------------------------------- shared state
 

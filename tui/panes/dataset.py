@@ -80,7 +80,7 @@ class DatasetPane(Pane):
         box.remove_class("-hidden")
         if not box.value and self.genre_app.dataset_root is not None:
             box.value = str(self.genre_app.dataset_root)
-        box.focus()
+        self.call_after_refresh(box.focus)  # focusable once the stylesheet shows it
 
     def action_demo(self) -> None:
         if self.busy:
@@ -96,7 +96,7 @@ class DatasetPane(Pane):
         text = event.value.strip()
         if not text:
             return
-        root = Path(text).expanduser()
+        root = Path(text).expanduser().absolute()
         event.input.add_class("-hidden")
         self.query_one("#dataset-tree").focus()
         self.scan(root)
@@ -292,19 +292,16 @@ class DatasetPane(Pane):
             detail.update(f"{data[1]}/: {plural(len(songs), 'song')} in {plural(len(ds.genres), 'genre')}")
 
     def describe_song(self, song: Song) -> Text:
+        """Three lines: the path (inside the dataset root), format and duration, feature state."""
         app = self.genre_app
-        muted = "dim"
-        rows = [("path", app.show_path(song.path))]
+        where = relative(song.path, self.dataset.root if self.dataset else None) or app.show_path(song.path)
+        out = Text(where, style="bold")
         if song.ok:
-            rows.append(("format", f"{song.format} · {song.channels} ch · {song.sample_rate} Hz"))
-            rows.append(("duration", clock(song.duration)))
-            rows.append(("features", app.feature_state(song)))
+            rate = f"{song.sample_rate} Hz"
+            out.append(f"\n{song.format} · {song.channels} ch · {rate} · {clock(song.duration)}")
+            out.append("\nfeatures ", style="dim")
+            out.append(app.feature_state(song))
         else:
-            rows.append(("error", Text(song.error or "unreadable", style=tone(self, "text-error"))))
-        out = Text()
-        for i, (name, value) in enumerate(rows):
-            if i:
-                out.append("\n")
-            out.append(f"{name:<9}", style=muted)
-            out.append(value if isinstance(value, Text) else Text(value))
+            out.append("\nunreadable: ", style=tone(self, "text-error"))
+            out.append(song.error or "", style=tone(self, "text-error"))
         return out

@@ -38,6 +38,7 @@ class ExtractionPane(Pane):
         self.done = 0
         self.cached = 0
         self.failed = 0
+        self._working: dict[int, str] = {}  # worker slot -> path it works on
 
     def compose(self):
         yield Static("Scan a dataset first (Dataset tab).", id="extract-status")
@@ -122,6 +123,7 @@ class ExtractionPane(Pane):
 
     def _reset(self) -> None:
         self.total = self.done = self.cached = self.failed = 0
+        self._working.clear()
         self.query_one("#extract-workers", DataTable).clear()
         self.query_one("#extract-failures", DataTable).clear()
         self.query_one("#extract-progress", ProgressBar).update(total=None, progress=0)
@@ -140,19 +142,20 @@ class ExtractionPane(Pane):
                 bar.update(total=max(total, 1), progress=0)
                 self._status(f"Extracting {plural(total, 'song')} ({clock(seconds)} of audio)…")
             case ev.SongStarted(path=path, worker=slot):
+                self._working[slot] = path
                 self._worker(slot, self._song_name(path))
             case ev.SongDone(path=path, cached=cached, worker=slot):
                 if cached:
                     self.cached += 1
                 else:
                     self.done += 1
-                    self._worker(slot, Text("idle", style="dim"))
+                self._idle(slot, path)
                 bar.advance(1)
                 self._counts()
             case ev.SongFailed(path=path, error=error, worker=slot):
                 self.failed += 1
                 bar.advance(1)
-                self._worker(slot, Text("idle", style="dim"))
+                self._idle(slot, path)
                 table = self.query_one("#extract-failures", DataTable)
                 table.add_row(self._song_name(path), Text(error, style=tone(self, "text-error")))
                 self._counts()
@@ -217,6 +220,12 @@ class ExtractionPane(Pane):
             return self.genre_app.show_path(Path(path))
         parts = Path(rel).parts
         return str(Path(*parts[1:])) if len(parts) > 2 else rel  # drop train/ or test/
+
+    def _idle(self, slot: int, path: str) -> None:
+        """A worker finished `path` (events for songs no worker took carry slot 0: ignore them)."""
+        if self._working.get(slot) == path:
+            del self._working[slot]
+            self._worker(slot, Text("idle", style="dim"))
 
     def _worker(self, slot: int, what: str | Text) -> None:
         table = self.query_one("#extract-workers", DataTable)

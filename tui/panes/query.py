@@ -49,9 +49,7 @@ class QueryPane(Pane):
 
     def compose(self):
         with Horizontal(id="query-bar"):
-            yield Input(
-                placeholder="URL, song file or folder; Enter classifies", compact=True, id="query-source"
-            )
+            yield Input(placeholder="URL, file or folder; Enter runs", compact=True, id="query-source")
             yield Label("model", id="query-model-label")
             yield Select([], prompt="no models", compact=True, id="query-model")
         with Horizontal(id="query-progress-row"):
@@ -251,17 +249,17 @@ class QueryPane(Pane):
         table = self.query_one("#query-chunks", DataTable)
         table.clear(columns=True)
         table.add_column("#", key="index")
-        table.add_column("time", key="time")
+        table.add_column("from", key="time")
         table.add_column("vote", key="vote")
         for g in genres or self._live_genres:
-            table.add_column(g[:8], key=f"p:{g}")
+            table.add_column(g[:5], key=f"p:{g}")
 
     def _chunk_row(
         self, genres: list[str], index: int, start: float, end: float, genre: str, probs: dict[str, float]
     ) -> None:
         table = self.query_one("#query-chunks", DataTable)
-        cells: list[Any] = [str(index + 1), f"{clock(start)}–{clock(end)}"]
-        cells.append(Text(genre, style=Style(color=genre_colour(genres, genre), bold=True)))
+        cells: list[Any] = [str(index + 1), clock(start)]
+        cells.append(Text(genre[:8], style=Style(color=genre_colour(genres, genre), bold=True)))
         for g in genres:
             p = probs.get(g, 0.0)
             cells.append(Text(f"{p:.2f}", style="bold" if g == genre else "dim", justify="right"))

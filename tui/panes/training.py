@@ -192,10 +192,11 @@ class TrainingPane(Pane):
             result = train(
                 ds, settings, app.workspace, name=name, report=self.reporter("train"), cancel=cancel
             )
+            app.refresh_models(select=result.name)
             self.post_message(JobDone("train", result))
         except GenreError as exc:
             self.post_message(JobDone("train", error=str(exc)))
-        app.refresh_models(select=None)
+            app.refresh_models()
 
     # ----------------------------------------------------------------- events
 
@@ -287,13 +288,13 @@ class TrainingPane(Pane):
         table = self.query_one("#train-confusion", DataTable)
         table.clear(columns=True)
         genres = [str(g) for g in confusion.index]
-        table.add_column("true\\said", key="true")
+        table.add_column("true", key="true")
         for g in genres:
-            table.add_column(g[:5], key=g)
+            table.add_column(g[:3], key=g)
         good, bad = tone(self, "text-success"), tone(self, "text-error")
         values = confusion.to_numpy()
         for i, g in enumerate(genres):
-            cells: list[Any] = [g[:10]]
+            cells: list[Any] = [g[:8]]
             for j in range(len(genres)):
                 n = int(values[i][j])
                 style = f"bold {good}" if i == j and n else (bad if n else "dim")

@@ -17,6 +17,7 @@ class TrainingChart(PlotextPlot):
         self.val_loss: list[float] = []
         self.accuracy: list[float] = []
         self.val_accuracy: list[float] = []
+        self._pending = False
 
     def clear_history(self) -> None:
         for series in (self.epochs, self.loss, self.val_loss, self.accuracy, self.val_accuracy):
@@ -31,12 +32,15 @@ class TrainingChart(PlotextPlot):
         self.accuracy.append(accuracy)
         self.val_loss.append(val_loss)
         self.val_accuracy.append(val_accuracy)
-        self.replot()
+        if not self._pending:  # fast epochs: redraw at most five times a second
+            self._pending = True
+            self.set_timer(0.2, self.replot)
 
     def on_mount(self) -> None:
         self.replot()
 
     def replot(self) -> None:
+        self._pending = False
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
