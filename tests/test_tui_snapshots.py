@@ -60,11 +60,14 @@ def described_dataset() -> Dataset:
     return Dataset(ROOT, songs, problems)
 
 
-def snapshot_app() -> GenreApp:
+def snapshot_app(theme: str | None = None) -> GenreApp:
     settings = Settings()
     settings.training.epochs = 5
     workspace = Workspace(Path("/home/ada/.local/share/genre-erkennung"))
-    return GenreApp(settings, workspace=workspace, device="CPU", scan_on_mount=False, load_models=False)
+    app = GenreApp(settings, workspace=workspace, device="CPU", scan_on_mount=False, load_models=False)
+    if theme:
+        app.theme = theme
+    return app
 
 
 async def with_dataset(pilot) -> GenreApp:
@@ -176,8 +179,12 @@ def fake_query_songs() -> list:
     return [first, second]
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_query_pane(snap_compare, size: tuple[int, int]) -> None:
+@pytest.mark.parametrize(
+    ("size", "theme"),
+    [(SIZES[0], None), (SIZES[1], None), (SIZES[0], "textual-light")],
+    ids=["80x24", "120x40", "80x24-light"],
+)
+def test_query_pane(snap_compare, size: tuple[int, int], theme: str | None) -> None:
     async def run_before(pilot) -> None:
         from genre_erkennung.core.registry import ModelInfo
 
@@ -191,4 +198,4 @@ def test_query_pane(snap_compare, size: tuple[int, int]) -> None:
         app.query_one("#query-recent").focus()
         await pilot.pause()
 
-    assert snap_compare(snapshot_app(), terminal_size=size, run_before=run_before)
+    assert snap_compare(snapshot_app(theme), terminal_size=size, run_before=run_before)

@@ -28,7 +28,7 @@ from genre_erkennung.core.dataset import Dataset, Song
 from genre_erkennung.core.workspace import Workspace, from_settings
 
 from .panes.base import Pane, tone
-from .panes.dataset import DatasetPane
+from .panes.dataset import DatasetPane, demo_root
 from .panes.extraction import ExtractionPane
 from .panes.query import QueryPane
 from .panes.training import TrainingPane
@@ -89,6 +89,8 @@ class GenreApp(App[None]):
         self.dataset_root: Path | None = (
             Path(self.settings.dataset).expanduser() if self.settings.dataset else None
         )
+        if self.dataset_root is None and demo_root(self.workspace.root).is_dir():
+            self.dataset_root = demo_root(self.workspace.root)  # made by `genre demo` or key d
         self.device_label = device
         self._path_display = path_display or _home_path
         self._scan_on_mount = scan_on_mount

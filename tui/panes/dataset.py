@@ -20,8 +20,10 @@ from genre_erkennung.core.errors import GenreError
 
 from .base import EngineEvent, JobDone, Pane, clock, plural, relative, tone
 
-#: Where `d` puts the generated demo dataset, inside the workspace.
-DEMO_FOLDER = "demo"
+
+def demo_root(workspace_root: Path) -> Path:
+    """Where `d` puts the generated demo dataset: the same folder `genre demo` uses."""
+    return workspace_root / "demo" / "dataset"
 
 
 class DatasetPane(Pane):
@@ -86,7 +88,7 @@ class DatasetPane(Pane):
         if self.busy:
             self.notify("Wait for the running scan to finish.", severity="warning")
             return
-        dest = self.genre_app.workspace.root / DEMO_FOLDER
+        dest = demo_root(self.genre_app.workspace.root)
         self.busy = True
         self._status(f"Generating the demo dataset in {self.genre_app.show_path(dest)}…")
         self._demo(dest, self.new_job())

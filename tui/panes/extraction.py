@@ -231,7 +231,7 @@ class ExtractionPane(Pane):
         table = self.query_one("#extract-workers", DataTable)
         key = str(slot)
         if key in table.rows:
-            table.update_cell(key, "song", what)
+            table.update_cell(key, "song", what, update_width=True)
         else:
             table.add_row(str(slot), what, key=key)
 

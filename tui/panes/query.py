@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 from typing import Any, ClassVar
 
-from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.binding import Binding, BindingType
@@ -19,7 +18,7 @@ from genre_erkennung.core import events as ev
 from genre_erkennung.core.errors import GenreError
 
 from ..widgets.bigtext import BigText
-from ..widgets.votestrip import Vote, VoteStrip, genre_colour
+from ..widgets.votestrip import Vote, VoteStrip, chip
 from .base import EngineEvent, JobDone, Pane, clock, plural, tone
 
 
@@ -230,12 +229,11 @@ class QueryPane(Pane):
         v = song.verdict
         mean_p = dict(v.ranking).get(v.majority, 0.0)
         self.query_one("#query-big", BigText).text = v.majority
-        colour = genre_colour(genres, v.majority)
         text = Text.assemble(
             ("— ", "dim"),
             (f"{v.votes} of {v.chunks} chunks", "bold"),
             f", mean p {mean_p:.2f}\n",
-            (song.title, Style(color=colour, bold=True)),
+            (song.title, "bold"),
             (f"  {clock(song.duration)}", "dim"),
         )
         self.query_one("#query-verdict-text", Static).update(text)
@@ -250,16 +248,17 @@ class QueryPane(Pane):
         table.clear(columns=True)
         table.add_column("#", key="index")
         table.add_column("from", key="time")
-        table.add_column("vote", key="vote")
-        for g in genres or self._live_genres:
-            table.add_column(g[:5], key=f"p:{g}")
+        names = genres or self._live_genres
+        table.add_column("vote", key="vote", width=min(8, max((len(g) for g in names), default=4)))
+        for g in names:
+            table.add_column(g[:5], key=f"p:{g}", width=max(4, len(g[:5])))
 
     def _chunk_row(
         self, genres: list[str], index: int, start: float, end: float, genre: str, probs: dict[str, float]
     ) -> None:
         table = self.query_one("#query-chunks", DataTable)
         cells: list[Any] = [str(index + 1), clock(start)]
-        cells.append(Text(genre[:8], style=Style(color=genre_colour(genres, genre), bold=True)))
+        cells.append(Text(genre[:8], style=chip(genres, genre)))
         for g in genres:
             p = probs.get(g, 0.0)
             cells.append(Text(f"{p:.2f}", style="bold" if g == genre else "dim", justify="right"))
@@ -271,7 +270,7 @@ class QueryPane(Pane):
         for i, (genres, song) in enumerate(self.recent):
             v = song.verdict
             label = Text.assemble(
-                (f"{v.majority} {v.share:.0%}", Style(color=genre_colour(genres, v.majority), bold=True)),
+                (f"{v.majority} {v.share:.0%}", chip(genres, v.majority)),
                 f" {song.title}",
             )
             recent.add_option(Option(label, id=str(i)))

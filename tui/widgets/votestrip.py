@@ -45,6 +45,12 @@ def clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def chip(genres: list[str], genre: str) -> Style:
+    """The genre's colour as a background with readable ink: legible on dark and light themes."""
+    colour = genre_colour(genres, genre)
+    return Style(color=ink(colour), bgcolor=colour, bold=True)
+
+
 @dataclass(frozen=True)
 class Vote:
     index: int
