@@ -180,6 +180,25 @@ async def test_open_folder_with_keys_only(
         assert app.focused is app.query_one("#dataset-tree")
 
 
+@sync
+async def test_demo_key_generates_and_opens_the_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from genre_erkennung.tui.panes import dataset as dataset_pane
+
+    monkeypatch.setattr(dataset_pane, "DEMO_SONGS_PER_GENRE", 2)
+    monkeypatch.setattr(dataset_pane, "DEMO_SECONDS", 12.0)
+    app = make_app(tiny_settings(None, tmp_path / "ws"))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("d")
+        await until(pilot, lambda: app.dataset is not None, timeout=120)
+        assert app.dataset_root == tmp_path / "ws" / "demo" / "dataset"
+        assert app.dataset.genres == ["ambient", "electronic", "jazz", "rock"]
+        assert "8 songs in 4 genres" in text_of(app, "#dataset-status")
+    again = make_app(tiny_settings(None, tmp_path / "ws"))  # the next start opens it by itself
+    async with again.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: again.dataset is not None)
+        assert again.query_one(InfoBar).dataset.endswith("demo/dataset")
+
+
 # ---------------------------------------------------------------------------------------- extraction
 
 
@@ -267,6 +286,19 @@ async def test_training_pane_trains_two_epochs(dataset: Path, trained: Path) -> 
         await until(pilot, lambda: app.model_name == "aus-der-tui")
         assert app.query_one(InfoBar).model == "aus-der-tui"
         assert registry.load(Workspace(trained), "aus-der-tui").genres == ["rauschen", "sinus"]
+
+
+@sync
+async def test_training_pane_shows_the_selected_models_card(dataset: Path, trained: Path) -> None:
+    app = make_app(tiny_settings(dataset, trained))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.model_name is not None)
+        await pilot.press("3")
+        card = registry.read_card(Workspace(trained).models / app.model_name, app.model_name)
+        assert f"Showing {app.model_name}" in text_of(app, "#train-status")
+        assert len(table_rows(app, "#train-history")) == len(card["history"])
+        assert [r[0] for r in table_rows(app, "#train-confusion")] == card["genres"]
+        assert "songs " in text_of(app, "#train-result")
 
 
 @sync

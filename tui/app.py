@@ -287,6 +287,7 @@ class GenreApp(App[None]):
             self.model_name = usable[-1] if usable else None
         self.query_one(InfoBar).model = self.model_name or ""
         self.pane(QueryPane).models_changed()
+        self.pane(TrainingPane).model_selected(self.model_name)
 
     def loaded_model(self, name: str) -> Any:
         """registry.load, cached per name (call from a worker: it imports torch)."""
@@ -300,6 +301,7 @@ class GenreApp(App[None]):
     def select_model(self, name: str | None) -> None:
         self.model_name = name
         self.query_one(InfoBar).model = name or ""
+        self.pane(TrainingPane).model_selected(name)
 
 
 def detect_device(settings: Settings) -> str:

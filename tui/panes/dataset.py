@@ -20,6 +20,10 @@ from genre_erkennung.core.errors import GenreError
 
 from .base import EngineEvent, JobDone, Pane, clock, plural, relative, tone
 
+#: The demo's size: the same as `genre demo` makes by default (tests shrink it).
+DEMO_SONGS_PER_GENRE = 8
+DEMO_SECONDS = 45.0
+
 
 def demo_root(workspace_root: Path) -> Path:
     """Where `d` puts the generated demo dataset: the same folder `genre demo` uses."""
@@ -134,7 +138,9 @@ class DatasetPane(Pane):
         from genre_erkennung.core import demo
 
         try:
-            made = demo.generate(dest, report=self.reporter("demo"), cancel=cancel)
+            made = demo.generate(
+                dest, DEMO_SONGS_PER_GENRE, DEMO_SECONDS, report=self.reporter("demo"), cancel=cancel
+            )
             self.post_message(JobDone("demo", made.root))
         except GenreError as exc:
             self.post_message(JobDone("demo", error=str(exc)))

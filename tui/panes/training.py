@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import math
 import threading
 from typing import Any, ClassVar
@@ -53,6 +54,8 @@ class TrainingPane(Pane):
         super().__init__(**kwargs)
         self.cancel: threading.Event | None = None
         self.result: Any = None
+        self._card_note = ""
+        self._features_note = "Extract the features, then s starts training."
 
     def compose(self):
         ts = self.genre_app.settings.training
@@ -99,7 +102,7 @@ class TrainingPane(Pane):
                     yield Static("No result yet.", id="train-result")
                     yield DataTable(id="train-confusion", cursor_type="none", show_cursor=False)
             with Vertical(id="train-right"):
-                yield Static("Extract the features, then s starts training.", id="train-status")
+                yield Static(self._features_note, id="train-status")
                 epochs: DataTable[Any] = DataTable(id="train-history", cursor_type="row")
                 epochs.border_title = "Epochs"
                 yield epochs
@@ -217,21 +220,7 @@ class TrainingPane(Pane):
             case ev.JobStarted(total=total):
                 self._status(f"Training for up to {total} epochs…")
             case ev.EpochEnd() as e:
-                table = self.query_one("#train-history", DataTable)
-                best = Text("★", style=tone(self, "text-success")) if e.best else ""
-                key = table.add_row(
-                    f"{e.epoch}/{e.epochs}",
-                    _num(e.loss),
-                    _pct(e.accuracy),
-                    _num(e.val_loss),
-                    _pct(e.val_accuracy),
-                    f"{e.seconds:.1f}",
-                    best,
-                )
-                table.move_cursor(row=table.get_row_index(key))
-                self.query_one("#train-chart", TrainingChart).add_epoch(
-                    e.epoch, e.loss, e.accuracy, e.val_loss, e.val_accuracy
-                )
+                self._epoch_row(e)
                 self._status(
                     f"Epoch {e.epoch} of {e.epochs}: loss {_num(e.loss)}, val acc {_pct(e.val_accuracy)}, "
                     f"{e.chunks_per_s:.0f} chunks/s"
@@ -241,6 +230,23 @@ class TrainingPane(Pane):
                 self._status(Text(text, style=style))
             case _:
                 pass
+
+    def _epoch_row(self, e: ev.EpochEnd) -> None:
+        table = self.query_one("#train-history", DataTable)
+        best = Text("★", style=tone(self, "text-success")) if e.best else ""
+        key = table.add_row(
+            f"{e.epoch}/{e.epochs}",
+            _num(e.loss),
+            _pct(e.accuracy),
+            _num(e.val_loss),
+            _pct(e.val_accuracy),
+            f"{e.seconds:.1f}",
+            best,
+        )
+        table.move_cursor(row=table.get_row_index(key))
+        self.query_one("#train-chart", TrainingChart).add_epoch(
+            e.epoch, e.loss, e.accuracy, e.val_loss, e.val_accuracy
+        )
 
     def on_job_done(self, message: JobDone) -> None:
         message.stop()
@@ -262,41 +268,82 @@ class TrainingPane(Pane):
     def show_result(self, result: Any) -> None:
         """A TrainResult (name, metrics, baseline, stopped): accuracy lines and the confusion matrix."""
         self.result = result
-        m, base = result.metrics, result.baseline
+        m = result.metrics
         why = {"epochs": "all epochs run", "early-stop": "stopped early", "cancelled": "stopped by you"}
-        good = tone(self, "text-success")
-        text = Text.assemble(
-            ("songs ", "dim"),
-            (_pct(m.song_accuracy), f"bold {good}"),
-            (f" of {m.songs}", "dim"),
-            ("  chunks ", "dim"),
-            _pct(m.chunk_accuracy),
-            ("\nbaseline (songs) ", "dim"),
-            _pct(base.song_accuracy),
-        )
-        self.query_one("#train-result", Static).update(text)
+        self._show_scores(m.song_accuracy, m.songs, m.chunk_accuracy, result.baseline.song_accuracy)
         self._status(
             Text(
                 f"Saved {result.name} ({why.get(result.stopped, result.stopped)}); "
                 "it is now the selected model.",
-                style=good,
+                style=tone(self, "text-success"),
             )
         )
-        self._fill_confusion(m.confusion)
+        confusion = m.confusion
+        self._fill_confusion([str(g) for g in confusion.index], confusion.to_numpy().tolist())
 
-    def _fill_confusion(self, confusion: Any) -> None:
+    def model_selected(self, name: str | None) -> None:
+        """Show a saved model's card (history, scores, confusion) unless a run is on screen."""
+        if self.running or name is None or (self.result is not None and self.result.name == name):
+            return
+        try:
+            card = json.loads((self.genre_app.workspace.models / name / "model.json").read_text("utf-8"))
+            history, metrics = card["history"], card["metrics"]
+            confusion = metrics["confusion"]
+            baseline = card["baseline"]["song_accuracy"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return  # not a finished model: nothing to show
+        self.result = None
+        table = self.query_one("#train-history", DataTable)
+        table.clear()
+        chart = self.query_one("#train-chart", TrainingChart)
+        chart.clear_history()
+        total = card.get("settings", {}).get("epochs", len(history))
+        nan = float("nan")
+        for h in history:
+            self._epoch_row(
+                ev.EpochEnd(
+                    h["epoch"],
+                    total,
+                    h["loss"],
+                    h["accuracy"],
+                    nan if h.get("val_loss") is None else h["val_loss"],
+                    nan if h.get("val_accuracy") is None else h["val_accuracy"],
+                    h["seconds"],
+                    h["chunks_per_s"],
+                    h["best"],
+                )
+            )
+        chart.replot()
+        self._show_scores(metrics["song_accuracy"], metrics["songs"], metrics["chunk_accuracy"], baseline)
+        self._fill_confusion(confusion["genres"], confusion["counts"])
+        when = str(card.get("created", ""))[:10]
+        self._card_note = f"Showing {name} ({card.get('status', '?')}, {when})."
+        self._idle_status()
+
+    def _show_scores(self, song_acc: float, songs: int, chunk_acc: float, baseline: float) -> None:
+        good = tone(self, "text-success")
+        text = Text.assemble(
+            ("songs ", "dim"),
+            (_pct(song_acc), f"bold {good}"),
+            (f" of {songs}", "dim"),
+            ("  chunks ", "dim"),
+            _pct(chunk_acc),
+            ("\nbaseline (songs) ", "dim"),
+            _pct(baseline),
+        )
+        self.query_one("#train-result", Static).update(text)
+
+    def _fill_confusion(self, genres: list[str], counts: list[list[int]]) -> None:
         table = self.query_one("#train-confusion", DataTable)
         table.clear(columns=True)
-        genres = [str(g) for g in confusion.index]
         table.add_column("true", key="true")
         for g in genres:
             table.add_column(g[:3], key=g)
         good, bad = tone(self, "text-success"), tone(self, "text-error")
-        values = confusion.to_numpy()
         for i, g in enumerate(genres):
             cells: list[Any] = [g[:8]]
             for j in range(len(genres)):
-                n = int(values[i][j])
+                n = int(counts[i][j])
                 style = f"bold {good}" if i == j and n else (bad if n else "dim")
                 cells.append(Text(str(n), style=style, justify="right"))
             table.add_row(*cells, key=g)
@@ -312,6 +359,12 @@ class TrainingPane(Pane):
         songs = ds.usable()
         extracted = sum(1 for s in songs if self.genre_app.feature_state(s).plain == "extracted")
         if extracted < len(songs):
-            self._status(f"{extracted} of {len(songs)} songs have features: extract them first (tab 2).")
+            self._features_note = f"{extracted} of {len(songs)} songs have features: extract first (tab 2)."
         else:
-            self._status(f"All {len(songs)} songs have features: s starts training.")
+            self._features_note = f"All {len(songs)} songs have features: s trains a new model."
+        self._idle_status()
+
+    def _idle_status(self) -> None:
+        """What the pane shows between runs: the model on screen, and whether training can start."""
+        if not self.running and self.result is None:
+            self._status(" ".join(n for n in (self._card_note, self._features_note) if n))
