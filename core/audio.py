@@ -96,9 +96,7 @@ class AudioInfo:
 
 _DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 _INPUT = re.compile(r"Input #0, ([^,]+(?:,[^,]+)*?), from ")
-_AUDIO = re.compile(
-    r"Stream #0:\d+(?:\[\w+\])?(?:\([^)]*\))?: Audio: ([^,\s]+)[^,]*, (\d+) Hz, ([^,]+)"
-)
+_AUDIO = re.compile(r"Stream #0:\d+(?:\[\w+\])?(?:\([^)]*\))?: Audio: ([^,\s]+)[^,]*, (\d+) Hz, ([^,]+)")
 
 
 def _reason(stderr: str) -> str:

@@ -196,9 +196,7 @@ def _check(ds: Dataset, genres_by_split: dict[str, set[str]]) -> None:
             )
         for split in present:
             if not any(s.ok and s.genre == genre and s.split == split for s in ds.songs):
-                ds.problems.append(
-                    Problem("empty-genre", f"{split}/{genre} holds no readable songs")
-                )
+                ds.problems.append(Problem("empty-genre", f"{split}/{genre} holds no readable songs"))
     by_key: dict[str, list[Song]] = defaultdict(list)
     for s in ds.usable():
         by_key[s.key].append(s)
@@ -206,9 +204,7 @@ def _check(ds: Dataset, genres_by_split: dict[str, set[str]]) -> None:
         if len({s.split for s in same}) > 1:
             paths = " and ".join(str(s.path.relative_to(ds.root)) for s in same)
             ds.problems.append(
-                Problem(
-                    "duplicate", f"the same audio is in both splits: {paths}", str(same[0].path)
-                )
+                Problem("duplicate", f"the same audio is in both splits: {paths}", str(same[0].path))
             )
 
 
@@ -219,9 +215,7 @@ class SplitResult:
     per_genre: dict[str, tuple[int, int]] = field(default_factory=dict)  # genre -> (train, test)
 
 
-def split(
-    src: Path, dest: Path, test_ratio: float = 0.3, seed: int = 0, link: bool = False
-) -> SplitResult:
+def split(src: Path, dest: Path, test_ratio: float = 0.3, seed: int = 0, link: bool = False) -> SplitResult:
     """Make DEST/{train,test}/<genre>/ from SRC/<genre>/, by song, deterministically.
 
     Files are copied (or hard-linked); SRC is never modified. Re-running is safe: files already in

@@ -75,9 +75,9 @@ def feature_config(settings: Settings) -> dict[str, Any]:
     from .features import feature_params
 
     return {
-        "sample_rate": settings.audio.sample_rate,
-        "chunk_seconds": settings.audio.chunk_seconds,
-        "min_chunk_seconds": settings.audio.min_chunk_seconds,
+        "sample_rate": int(settings.audio.sample_rate),
+        "chunk_seconds": float(settings.audio.chunk_seconds),
+        "min_chunk_seconds": float(settings.audio.min_chunk_seconds),
         **feature_params(settings.features),
     }
 

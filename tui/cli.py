@@ -9,6 +9,7 @@ import typer
 from genre_erkennung import __version__
 
 from .commands import chunk, dataset, demo, extract, features, models, query, train
+from .commands import tui as tui_command
 
 app = typer.Typer(
     name="genre",
@@ -26,6 +27,7 @@ app.command()(features.features)
 app.command()(train.train)
 app.command()(query.query)
 app.command()(demo.demo)
+app.command(name="tui")(tui_command.tui)
 
 
 def _version(value: bool) -> None:
@@ -44,7 +46,7 @@ def root(
 ) -> None:
     """Music genre recognition. Bare `genre` opens the TUI."""
     if ctx.invoked_subcommand is None:
-        typer.echo(ctx.get_help())
+        tui_command.tui()
 
 
 def main() -> None:
