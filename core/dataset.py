@@ -6,7 +6,9 @@ what it cannot read as audio is reported, never fatal. The user's files are only
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import random
 import shutil
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import audio
-from .atomic import atomic_path
+from .atomic import atomic_path, atomic_write_json
 from .errors import AudioError, GenreError
 
 SPLITS = ("train", "test")
@@ -133,6 +135,50 @@ def _visible_files(folder: Path) -> Iterable[Path]:
                 yield Path(dirpath) / name
 
 
+_CACHED = ("key", "duration", "format", "channels", "sample_rate", "error")
+
+
+class _SongCache:
+    """Probe and hash results by (path, size, mtime): a rescan of an unchanged library reads
+    no audio at all. A JSON file in the workspace, written atomically; safe to delete."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.data: dict[str, dict] = {}
+        if path is not None:
+            try:
+                loaded = json.loads(path.read_text(encoding="utf-8"))
+                self.data = loaded if isinstance(loaded, dict) else {}
+            except (OSError, ValueError):
+                self.data = {}
+
+    @staticmethod
+    def _stamp(path: Path) -> list[int]:
+        st = path.stat()
+        return [st.st_size, st.st_mtime_ns]
+
+    def fill(self, song: Song) -> bool:
+        hit = self.data.get(str(song.path.absolute()))
+        try:
+            if not hit or hit.get("stamp") != self._stamp(song.path):
+                return False
+        except OSError:
+            return False
+        for name in _CACHED:
+            setattr(song, name, hit[name])
+        return True
+
+    def save(self, songs: list[Song]) -> None:
+        if self.path is None:
+            return
+        for s in songs:
+            with contextlib.suppress(OSError):
+                entry = {name: getattr(s, name) for name in _CACHED}
+                self.data[str(s.path.absolute())] = {"stamp": self._stamp(s.path), **entry}
+        with contextlib.suppress(OSError):
+            atomic_write_json(self.path, self.data)
+
+
 def _inspect(song: Song) -> Song:
     try:
         info = audio.probe(song.path)
@@ -146,8 +192,11 @@ def _inspect(song: Song) -> Song:
     return song
 
 
-def scan(root: Path, workers: int = 8) -> Dataset:
-    """Find, probe and hash every song; collect problems instead of failing on them."""
+def scan(root: Path, workers: int = 8, cache: Path | None = None) -> Dataset:
+    """Find, probe and hash every song; collect problems instead of failing on them.
+
+    With `cache` (a JSON file), unchanged files are not probed or hashed again.
+    """
     root = Path(root)
     if not root.is_dir():
         raise GenreError(f"dataset {root}: no such folder (expected ROOT/train/<genre>/ ...)")
@@ -173,8 +222,12 @@ def scan(root: Path, workers: int = 8) -> Dataset:
             f"dataset {root}: no genre folders found (expected ROOT/train/<genre>/ and "
             "ROOT/test/<genre>/; `genre dataset split` makes this layout)"
         )
+    known = _SongCache(cache)
+    fresh = [s for s in candidates if not known.fill(s)]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        ds.songs = list(pool.map(_inspect, candidates))
+        list(pool.map(_inspect, fresh))
+    known.save(fresh)
+    ds.songs = candidates
     for s in ds.songs:
         if not s.ok:
             ds.problems.append(Problem("unreadable", s.error or "", str(s.path)))

@@ -207,7 +207,6 @@ def extract(
     """Extract every song not yet in the store. Returns counts and the failures."""
     cancel = cancel or threading.Event()
     store = store_for(workspace.ensure(), settings)
-    backend = get_backend(settings.features)
     workers = settings.extraction.workers or _default_workers()
     result = ExtractResult(store=store.folder)
     songs = list(songs)
@@ -231,8 +230,10 @@ def extract(
             report(SongFailed(str(song.path), recorded))
         else:
             queue.append(song)
-    _set_torch_threads(workers)
-    _run(queue, settings, store, backend, workers, result, report, cancel, len(todo))
+    if queue:  # torch is imported only when there is math to do
+        _set_torch_threads(workers)
+        backend = get_backend(settings.features)
+        _run(queue, settings, store, backend, workers, result, report, cancel, len(todo))
     report(JobFinished("extract", cancelled=result.cancelled))
     return result
 

@@ -29,6 +29,11 @@ class Workspace:
     def downloads(self) -> Path:
         return self.root / "downloads"
 
+    @property
+    def song_cache(self) -> Path:
+        """Probe and hash results of scanned songs (see dataset.scan)."""
+        return self.root / "cache" / "songs.json"
+
     def ensure(self) -> Workspace:
         try:
             for d in (self.features, self.models, self.downloads):

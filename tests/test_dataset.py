@@ -118,3 +118,27 @@ def test_split_refuses_dest_inside_src(tmp_path: Path) -> None:
     make_audio(tmp_path / "src" / "pop" / "a.wav", 1.0)
     with pytest.raises(GenreError, match="must not lie inside"):
         dataset.split(tmp_path / "src", tmp_path / "src" / "out")
+
+
+def test_scan_cache_skips_unchanged_files(
+    ds_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "ds"
+    shutil.copytree(ds_root, root)
+    cache = tmp_path / "ws" / "cache" / "songs.json"
+    first = dataset.scan(root, cache=cache)
+    probed: list[Path] = []
+    real_probe = dataset.audio.probe
+
+    def counting_probe(path: Path) -> object:
+        probed.append(Path(path))
+        return real_probe(path)
+
+    monkeypatch.setattr(dataset.audio, "probe", counting_probe)
+    again = dataset.scan(root, cache=cache)
+    assert probed == [] and again.fingerprint == first.fingerprint
+    assert [(s.key, s.duration) for s in again.songs] == [(s.key, s.duration) for s in first.songs]
+    changed = next((root / "train" / "blues").iterdir())
+    make_audio(changed, 2.5, freq=123)
+    third = dataset.scan(root, cache=cache)
+    assert probed == [changed] and third.fingerprint != first.fingerprint

@@ -144,7 +144,7 @@ def train(
     from genre_erkennung.core.train import train as run_train
 
     pick_device(ctx.settings.training.device)  # a missing GPU is reported before any work
-    ds = scan(ctx.dataset_root())
+    ds = scan(ctx.dataset_root(), cache=ctx.workspace.song_cache)
     cancel = ev.new_cancel()
     if extract:
         from genre_erkennung.core.extract import extract as run_extract
