@@ -116,14 +116,19 @@ def class_weights(labels: torch.Tensor, n: int, balance: bool) -> torch.Tensor |
     return (counts.sum() / (n * counts.clamp(min=1))).float()
 
 
-def _summary(mfcc: torch.Tensor) -> torch.Tensor:
-    """Per-chunk mean and std of each MFCC coefficient over time: [N, 2*coeffs]."""
-    return torch.cat([mfcc.mean(1), mfcc.std(1)], dim=1).double()
+def _summary(data: Tensors) -> torch.Tensor:
+    """Per-chunk mean and std of each MFCC coefficient over its valid frames: [N, 2*coeffs]."""
+    x = data.mfcc.cpu().double()
+    n = data.valid().cpu()[:, 0]
+    mask = (torch.arange(x.shape[1]) < n[:, None]).unsqueeze(2)
+    mean = (x * mask).sum(1) / n[:, None]
+    var = (((x - mean[:, None]) * mask) ** 2).sum(1) / (n[:, None] - 1).clamp(min=1)
+    return torch.cat([mean, var.sqrt()], dim=1)
 
 
 def baseline(train: Tensors, test: Tensors, genres: list[str], balance: bool = True) -> Metrics:
     """Multinomial logistic regression on MFCC mean+std, fitted with L-BFGS (deterministic)."""
-    x = _summary(train.mfcc.cpu())
+    x = _summary(train)
     mean, std = x.mean(0), x.std(0).clamp(min=1e-6)
     x = (x - mean) / std
     y = train.labels.cpu()
@@ -141,5 +146,5 @@ def baseline(train: Tensors, test: Tensors, genres: list[str], balance: bool = T
 
     opt.step(closure)
     with torch.no_grad():
-        probs = torch.softmax(((_summary(test.mfcc.cpu()) - mean) / std) @ w + b, dim=1)
+        probs = torch.softmax(((_summary(test) - mean) / std) @ w + b, dim=1)
     return evaluate(probs.float().numpy(), test.labels.cpu().numpy(), test.songs.cpu().numpy(), genres)

@@ -4,6 +4,12 @@ Every model takes (mfcc [B, T_mfcc, coeffs], contrast [B, T_sc, bands]) and retu
 [B, genres]; the single-branch models ignore the input they do not use, so training, evaluation
 and query never need to know which one they hold. Softmax is applied by the loss and by
 `predict_chunks`, not inside the network.
+
+A song's last chunk is zero-padded to full length. An optional third input, `valid` [B, 2]
+(valid MFCC and contrast frames per chunk, see `tensors.valid_frames`), makes each LSTM answer
+with its output at the last step whose receptive field lies wholly in the chunk's real audio,
+instead of after the padding: the LSTM runs forwards, so that output never sees a padded frame.
+Full-length chunks (or `valid=None`) give exactly the last state, as before.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import torch
 from torch import nn
 
 from .errors import ModelError
-from .tensors import prepare
+from .tensors import MFCC_STEP, prepare, valid_frames
 
 if TYPE_CHECKING:
     from .registry import LoadedModel
@@ -56,8 +62,31 @@ class Architecture:
         return cls(**{**data, "sizes": Sizes(**data["sizes"])})
 
 
+def _steps(layers: nn.Module, frames: torch.Tensor) -> torch.Tensor:
+    """Valid input frames [B] -> the output steps of `layers` computed from valid frames only.
+
+    Each convolution and pooling shortens a sequence as PyTorch documents (no padding is used);
+    at least one step is kept, so a chunk shorter than the receptive field still gets an answer.
+    """
+    for m in layers.modules():
+        if isinstance(m, nn.Conv1d | nn.MaxPool1d):
+            k, s, p, d = (
+                x if isinstance(x, int) else x[0] for x in (m.kernel_size, m.stride, m.padding, m.dilation)
+            )
+            frames = torch.div(frames + 2 * p - d * (k - 1) - 1, s, rounding_mode="floor") + 1
+    return frames.clamp(min=1)
+
+
+def _last(seq: torch.Tensor, steps: torch.Tensor | None) -> torch.Tensor:
+    """LSTM outputs [B, T, H] -> the output at each chunk's last valid step [B, H]."""
+    if steps is None:
+        return seq[:, -1]
+    at = steps.clamp(max=seq.shape[1]).to(seq.device) - 1
+    return seq[torch.arange(seq.shape[0], device=seq.device), at]
+
+
 class MfccBranch(nn.Module):
-    """Conv(k4) ReLU Pool(4) Drop; Conv(k4) ReLU Pool(4) Drop; LSTM last state; Drop; Linear."""
+    """Conv(k4) ReLU Pool(4) Drop; Conv(k4) ReLU Pool(4) Drop; LSTM last valid state; Drop; Linear."""
 
     def __init__(self, coeffs: int, genres: int, s: Sizes) -> None:
         super().__init__()
@@ -75,14 +104,14 @@ class MfccBranch(nn.Module):
         self.drop = nn.Dropout(s.mfcc_dropout)
         self.out = nn.Linear(s.mfcc_lstm, genres)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.convs(x.transpose(1, 2)).transpose(1, 2)
-        _, (last, _) = self.lstm(h)
-        return self.out(self.drop(last[-1]))
+    def forward(self, x: torch.Tensor, frames: torch.Tensor | None = None) -> torch.Tensor:
+        seq, _ = self.lstm(self.convs(x.transpose(1, 2)).transpose(1, 2))
+        steps = None if frames is None else _steps(self.convs, frames)
+        return self.out(self.drop(_last(seq, steps)))
 
 
 class ContrastBranch(nn.Module):
-    """Conv(k3, stride 4) ReLU Drop; LSTM last state; Drop. Returns `contrast_lstm` features."""
+    """Conv(k3, stride 4) ReLU Drop; LSTM last valid state; Drop. Returns `contrast_lstm` features."""
 
     def __init__(self, bands: int, s: Sizes) -> None:
         super().__init__()
@@ -94,9 +123,10 @@ class ContrastBranch(nn.Module):
         self.lstm = nn.LSTM(s.contrast_conv, s.contrast_lstm, batch_first=True)
         self.drop = nn.Dropout(s.contrast_dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _, (last, _) = self.lstm(self.conv(x.transpose(1, 2)).transpose(1, 2))
-        return self.drop(last[-1])
+    def forward(self, x: torch.Tensor, frames: torch.Tensor | None = None) -> torch.Tensor:
+        seq, _ = self.lstm(self.conv(x.transpose(1, 2)).transpose(1, 2))
+        steps = None if frames is None else _steps(self.conv, frames)
+        return self.drop(_last(seq, steps))
 
 
 class Merged(nn.Module):
@@ -111,8 +141,11 @@ class Merged(nn.Module):
             nn.Linear(a.sizes.head, a.genres),
         )
 
-    def forward(self, mfcc: torch.Tensor, contrast: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.cat([self.mfcc(mfcc), self.contrast(contrast)], dim=1))
+    def forward(
+        self, mfcc: torch.Tensor, contrast: torch.Tensor, valid: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        m, c = (None, None) if valid is None else (valid[:, 0], valid[:, 1])
+        return self.head(torch.cat([self.mfcc(mfcc, m), self.contrast(contrast, c)], dim=1))
 
 
 class MfccOnly(nn.Module):
@@ -120,8 +153,10 @@ class MfccOnly(nn.Module):
         super().__init__()
         self.mfcc = MfccBranch(a.coeffs, a.genres, a.sizes)
 
-    def forward(self, mfcc: torch.Tensor, contrast: torch.Tensor) -> torch.Tensor:
-        return self.mfcc(mfcc)
+    def forward(
+        self, mfcc: torch.Tensor, contrast: torch.Tensor, valid: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.mfcc(mfcc, None if valid is None else valid[:, 0])
 
 
 class ContrastOnly(nn.Module):
@@ -130,8 +165,10 @@ class ContrastOnly(nn.Module):
         self.contrast = ContrastBranch(a.bands, a.sizes)
         self.out = nn.Linear(a.sizes.contrast_lstm, a.genres)
 
-    def forward(self, mfcc: torch.Tensor, contrast: torch.Tensor) -> torch.Tensor:
-        return self.out(self.contrast(contrast))
+    def forward(
+        self, mfcc: torch.Tensor, contrast: torch.Tensor, valid: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.out(self.contrast(contrast, None if valid is None else valid[:, 1]))
 
 
 _CLASSES = {"merged": Merged, "mfcc": MfccOnly, "contrast": ContrastOnly}
@@ -159,12 +196,18 @@ def check_frames(frames: tuple[int, int]) -> None:
 
 @torch.no_grad()
 def predict_chunks(
-    loaded: LoadedModel, mfcc: np.ndarray, peaks: np.ndarray, batch_size: int = 256
+    loaded: LoadedModel,
+    mfcc: np.ndarray,
+    peaks: np.ndarray,
+    lengths: np.ndarray | None = None,
+    batch_size: int = 256,
 ) -> np.ndarray:
     """Raw features of C chunks ([C, T, 20], [C, T, bands]) -> probabilities [C, genres].
 
-    Applies the card's compression, standardisation and frame count, so the caller passes the
-    store's (or the feature backend's) arrays unchanged.
+    `lengths` [C] are the chunks' true lengths in samples before zero-padding (the store's
+    `Entry.lengths`); None means every chunk is whole. Applies the card's compression,
+    standardisation and frame count, so the caller passes the store's (or the feature
+    backend's) arrays unchanged.
     """
     a = loaded.architecture
     if mfcc.ndim != 3 or peaks.ndim != 3 or len(mfcc) != len(peaks):
@@ -174,12 +217,18 @@ def predict_chunks(
             f"model {loaded.name!r} expects {a.coeffs} MFCC coefficients and {a.bands} contrast "
             f"bands, got {mfcc.shape[2]} and {peaks.shape[2]}"
         )
+    if lengths is None:
+        lengths = np.full(len(mfcc), mfcc.shape[1] * MFCC_STEP)  # whole chunks: every stored frame
+    lengths = np.asarray(lengths)
+    if lengths.shape != (len(mfcc),):
+        raise ModelError(f"expected one length per chunk ({len(mfcc)}), got shape {lengths.shape}")
     m, c = prepare(mfcc, peaks, loaded.norm, loaded.frames)
+    valid = valid_frames(torch.from_numpy(lengths.astype(np.int64)), loaded.frames)
     device = next(loaded.module.parameters()).device
     loaded.module.eval()
     out = [
-        torch.softmax(loaded.module(mb.to(device), cb.to(device)).float(), dim=1).cpu()
-        for mb, cb in zip(m.split(batch_size), c.split(batch_size), strict=True)
+        torch.softmax(loaded.module(mb.to(device), cb.to(device), vb.to(device)).float(), dim=1).cpu()
+        for mb, cb, vb in zip(m.split(batch_size), c.split(batch_size), valid.split(batch_size), strict=True)
     ]
     if not out:
         return np.zeros((0, len(loaded.genres)), dtype=np.float32)

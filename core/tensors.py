@@ -4,6 +4,10 @@ Spectral contrast is a linear magnitude that spans orders of magnitude and is ex
 silence, so it is compressed with log10(x + 1e-6) first. Every input is then standardised per
 coefficient with statistics of the training songs only; the statistics travel with the model, so
 a query feeds the network the same numbers it was trained on.
+
+A song's last chunk is zero-padded to full length; `lengths` keeps each chunk's true length in
+samples, `valid_frames` turns it into the frames that hold real audio. The model reads its LSTMs
+at the last valid step, and the statistics count valid frames only, so padding changes nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +24,18 @@ from .errors import GenreError
 from .store import Entry, FeatureStore
 
 LOG_FLOOR = 1e-6
+#: Samples per MFCC frame at any sample rate (`features.frame_counts`); contrast has two per step.
+MFCC_STEP = 1024
+
+
+def valid_frames(lengths: torch.Tensor, frames: tuple[int, int]) -> torch.Tensor:
+    """True chunk lengths in samples [N] -> valid (MFCC, contrast) frames [N, 2].
+
+    L samples give ceil(L / 1024) MFCC frames and twice as many contrast frames; the rest of a
+    chunk's frames are padding. Clamped to [1, frames], so whole chunks get every frame.
+    """
+    blocks = torch.div(lengths + (MFCC_STEP - 1), MFCC_STEP, rounding_mode="floor")
+    return torch.stack([blocks.clamp(1, frames[0]), (2 * blocks).clamp(1, frames[1])], dim=1)
 
 
 @dataclass
@@ -55,6 +71,14 @@ class Tensors:
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
+
+    @property
+    def frames(self) -> tuple[int, int]:
+        return int(self.mfcc.shape[1]), int(self.contrast.shape[1])
+
+    def valid(self, idx: torch.Tensor | slice = slice(None)) -> torch.Tensor:
+        """Valid (MFCC, contrast) frames [n, 2] of the chunks `idx`, on the tensors' device."""
+        return valid_frames(self.lengths[idx], self.frames)
 
     def select(self, song_ids: list[int]) -> Tensors:
         """The chunks of the given songs (song ids keep their meaning)."""
@@ -99,13 +123,14 @@ def compress_contrast(x: np.ndarray) -> np.ndarray:
 
 
 def fit_norm(entries: list[Entry]) -> Norm:
-    """Mean/std over every frame of every chunk, per coefficient, accumulated in float64."""
+    """Mean/std over the valid frames of every chunk (padding left out), per coefficient,
+    accumulated in float64."""
 
-    def stats(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def stats(arrays: list[np.ndarray], valid: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         width = arrays[0].shape[-1]
         total, squares, n = np.zeros(width), np.zeros(width), 0
-        for a in arrays:
-            rows = a.reshape(-1, width).astype(np.float64)
+        for a, v in zip(arrays, valid, strict=True):
+            rows = a[np.arange(a.shape[1]) < v[:, None]].astype(np.float64)  # [valid frames, width]
             total += rows.sum(0)
             squares += (rows**2).sum(0)
             n += rows.shape[0]
@@ -113,8 +138,15 @@ def fit_norm(entries: list[Entry]) -> Norm:
         std = np.sqrt(np.maximum(squares / n - mean**2, 0.0))
         return mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32)
 
-    mfcc_mean, mfcc_std = stats([e.mfcc for e in entries])
-    contrast_mean, contrast_std = stats([compress_contrast(e.contrast_peaks) for e in entries])
+    valid = [
+        valid_frames(
+            torch.from_numpy(e.lengths.astype(np.int64)), (e.mfcc.shape[1], e.contrast_peaks.shape[1])
+        ).numpy()
+        for e in entries
+    ]
+    mfcc_mean, mfcc_std = stats([e.mfcc for e in entries], [v[:, 0] for v in valid])
+    peaks = [compress_contrast(e.contrast_peaks) for e in entries]
+    contrast_mean, contrast_std = stats(peaks, [v[:, 1] for v in valid])
     return Norm(mfcc_mean, mfcc_std, contrast_mean, contrast_std)
 
 

@@ -117,9 +117,9 @@ def _step(
     """One optimizer step on the chunks `idx`; returns (summed loss, correct predictions) as
     tensors on the device, so a GPU is not made to wait for the host after every batch."""
     mfcc, contrast = data.mfcc[idx].to(device), data.contrast[idx].to(device)
-    labels = data.labels[idx].to(device)
+    labels, valid = data.labels[idx].to(device), data.valid(idx).to(device)
     with _autocast(device):
-        logits = run.model(mfcc, contrast)
+        logits = run.model(mfcc, contrast, valid)
     loss = F.cross_entropy(logits.float(), labels, weight=weight)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -134,10 +134,10 @@ def predict_logits(model: nn.Module, data: Tensors, device: torch.device, batch:
     model.eval()
     out = []
     for start in range(0, len(data), batch):
-        mfcc = data.mfcc[start : start + batch].to(device)
-        contrast = data.contrast[start : start + batch].to(device)
+        part = slice(start, start + batch)
+        mfcc, contrast = data.mfcc[part].to(device), data.contrast[part].to(device)
         with _autocast(device):
-            out.append(model(mfcc, contrast).float().cpu())
+            out.append(model(mfcc, contrast, data.valid(part).to(device)).float().cpu())
     model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, 0)
 
@@ -315,9 +315,8 @@ def _restore(run: Run, tensors: dict[str, torch.Tensor], meta: dict[str, Any], d
 
 
 def model_sizes(settings: Settings) -> Sizes:
-    """Layer sizes from the config's [model] table when the config has one, else the defaults."""
-    table = getattr(settings, "model", None)
-    return Sizes(**as_dict(table)) if table is not None else Sizes()
+    """Layer sizes from the config's [model] table (its fields are exactly those of Sizes)."""
+    return Sizes(**as_dict(settings.model))
 
 
 def _versions() -> dict[str, str]:
@@ -515,7 +514,8 @@ def train(
         "input": {
             "frames": list(data.frames),
             "contrast": "log10(peaks + 1e-6)",
-            "standardised": "per coefficient, statistics of the training split",
+            "valid_frames": "ceil(length / 1024) MFCC, twice that contrast; LSTMs read the last valid step",
+            "standardised": "per coefficient, statistics of the training split's valid frames",
         },
         "normalisation": data.norm.to_json(),
         "settings": asdict(ts),

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from genre_erkennung.core.errors import ModelError
+from genre_erkennung.core.features import frame_counts
 from genre_erkennung.core.model import (
     KINDS,
     MIN_FRAMES,
@@ -15,6 +16,7 @@ from genre_erkennung.core.model import (
     build,
     check_frames,
 )
+from genre_erkennung.core.tensors import valid_frames
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -80,3 +82,72 @@ def test_architecture_round_trips_through_json() -> None:
     a = Architecture("contrast", 4, coeffs=20, bands=6, sizes=Sizes(head=50))
     assert Architecture.from_json(a.to_json()) == a
     np.testing.assert_equal(a.to_json()["sizes"]["head"], 50)
+
+
+def _old_forward(model: torch.nn.Module, mfcc: torch.Tensor, contrast: torch.Tensor) -> torch.Tensor:
+    """The merged model as it was before padding was masked: each LSTM's state after all frames."""
+    _, (m, _) = model.mfcc.lstm(model.mfcc.convs(mfcc.transpose(1, 2)).transpose(1, 2))
+    _, (c, _) = model.contrast.lstm(model.contrast.conv(contrast.transpose(1, 2)).transpose(1, 2))
+    return model.head(torch.cat([model.mfcc.out(m[-1]), c[-1]], dim=1))
+
+
+def test_whole_chunks_give_exactly_what_the_last_state_gave() -> None:
+    torch.manual_seed(0)
+    model = build(Architecture("merged", 4)).eval()
+    mfcc, contrast = torch.randn(3, 1292, 20), torch.randn(3, 2584, 7)
+    whole = valid_frames(torch.full((3,), 30 * 44100), (1292, 2584))
+    assert whole.tolist() == [[1292, 2584]] * 3
+    with torch.no_grad():
+        before = _old_forward(model, mfcc, contrast)
+        assert torch.equal(model(mfcc, contrast, whole), before)
+        assert torch.equal(model(mfcc, contrast), before)
+
+
+def test_valid_frames_follow_the_feature_framing() -> None:
+    lengths = [1, 1023, 1024, 1025, 10 * 44100, 19.4 * 44100, 30 * 44100]
+    valid = valid_frames(torch.tensor([int(n) for n in lengths]), (1292, 2584))
+    assert valid.tolist() == [list(frame_counts(int(n))) for n in lengths]
+    assert valid_frames(torch.tensor([0, 10**9]), (40, 80)).tolist() == [[1, 1], [40, 80]]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_padded_chunk_is_judged_by_its_valid_frames_alone(kind: str) -> None:
+    torch.manual_seed(0)
+    model = build(Architecture(kind, 3)).eval()
+    length = 150 * 1024 - 300  # 150 MFCC and 300 contrast frames of music
+    valid = valid_frames(torch.tensor([length]), (400, 800))
+    assert valid.tolist() == [[150, 300]]
+    mfcc, contrast = torch.randn(1, 400, 20), torch.randn(1, 800, 7)
+    mfcc[:, 150:], contrast[:, 300:] = -3.0, -2.0  # standardised features of digital silence
+    with torch.no_grad():
+        out = model(mfcc, contrast, valid)
+        # Other numbers in the padding: the same answer.
+        noisy_m, noisy_c = mfcc.clone(), contrast.clone()
+        noisy_m[:, 150:], noisy_c[:, 300:] = torch.randn(1, 250, 20), torch.randn(1, 500, 7)
+        torch.testing.assert_close(model(noisy_m, noisy_c, valid), out, rtol=0, atol=1e-6)
+        # The same music padded to another chunk length: the same answer.
+        longer_m = torch.cat([mfcc, mfcc[:, -100:]], dim=1)
+        longer_c = torch.cat([contrast, contrast[:, -200:]], dim=1)
+        torch.testing.assert_close(model(longer_m, longer_c, valid), out, rtol=0, atol=1e-6)
+        torch.testing.assert_close(model(mfcc[:, :200], contrast[:, :400], valid), out, rtol=0, atol=1e-6)
+        # Batched with whole chunks: still the same answer for the padded one.
+        batch_m, batch_c = (
+            torch.cat([torch.randn(2, 400, 20), mfcc]),
+            torch.cat([torch.randn(2, 800, 7), contrast]),
+        )
+        batch_valid = torch.cat([valid_frames(torch.full((2,), 10**9), (400, 800)), valid])
+        torch.testing.assert_close(model(batch_m, batch_c, batch_valid)[2:], out, rtol=0, atol=1e-5)
+        # The music itself still counts, and read after the padding (the old way) it would not.
+        changed_m, changed_c = mfcc.clone(), contrast.clone()
+        changed_m[:, 100:150] += 2.0
+        changed_c[:, 200:300] += 2.0
+        assert not torch.allclose(model(changed_m, changed_c, valid), out)
+        assert not torch.allclose(model(noisy_m, noisy_c), model(mfcc, contrast))
+
+
+def test_chunks_shorter_than_the_receptive_field_still_get_one_step() -> None:
+    model = build(Architecture("merged", 2)).eval()
+    valid = valid_frames(torch.tensor([1, 5 * 1024]), (64, 128))
+    with torch.no_grad():
+        out = model(torch.randn(2, 64, 20), torch.randn(2, 128, 7), valid)
+    assert out.shape == (2, 2) and torch.isfinite(out).all()

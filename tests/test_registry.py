@@ -100,6 +100,23 @@ def test_reload_gives_identical_predictions(trained: tuple[Workspace, TrainResul
     assert m.to_json() == result.card["metrics"]
 
 
+def test_predictions_of_padded_chunks_ignore_the_padding(
+    trained: tuple[Workspace, TrainResult, Path],
+) -> None:
+    loaded = registry.load(trained[0], "tiny")
+    mfcc, peaks = features(np.random.default_rng(6), genre=2, chunks=3)
+    whole = predict_chunks(loaded, mfcc, peaks)
+    assert np.array_equal(predict_chunks(loaded, mfcc, peaks, np.full(3, 30 * 44100)), whole)
+    lengths = np.array([30 * 44100, 30 * 44100, 35 * 1024 - 100])  # the last: 35 of 40 MFCC frames
+    padded = predict_chunks(loaded, mfcc, peaks, lengths)
+    assert np.array_equal(padded[:2], whole[:2]) and not np.allclose(padded[2], whole[2])
+    other_m, other_p = mfcc.copy(), peaks.copy()
+    other_m[2, 35:], other_p[2, 70:] = 0.0, 0.0  # digital silence instead of music in the padding
+    np.testing.assert_allclose(predict_chunks(loaded, other_m, other_p, lengths), padded, rtol=0, atol=1e-6)
+    with pytest.raises(ModelError, match="one length per chunk"):
+        predict_chunks(loaded, mfcc, peaks, lengths[:2])
+
+
 def test_list_newest_and_remove(ws: Workspace) -> None:
     (ws.models / "junk").mkdir()  # not a model folder: not listed, cannot be removed as one
     infos = registry.list_models(ws)

@@ -168,6 +168,28 @@ def test_contrast_is_compressed_and_statistics_come_from_training_songs(tmp_path
     assert torch.equal(m[:, 30:], torch.zeros(2, 20, 20))
 
 
+def test_padding_counts_in_neither_the_statistics_nor_the_baseline(tmp_path: Path) -> None:
+    ds, store = make_dataset(tmp_path, frames=(50, 100))
+    keys = [s.key for s in ds.usable("train")]
+    music = {k: store.load(k) for k in keys}
+    for entry in music.values():  # every last chunk: 20 MFCC / 40 contrast frames of music
+        entry.lengths[-1] = 20 * 1024 - 7
+    for k, entry in music.items():
+        store.save(k, entry)
+    clean = tensors.load_dataset(ds, store)
+    for k, entry in music.items():  # the padding becomes wild numbers: nothing may change
+        entry.mfcc[-1, 20:], entry.contrast_peaks[-1, 40:] = 1e4, 1e8
+        store.save(k, entry)
+    wild = tensors.load_dataset(ds, store)
+    assert clean.train.valid()[2].tolist() == [20, 40] and clean.train.valid()[0].tolist() == [50, 100]
+    for key in ("mfcc_mean", "mfcc_std", "contrast_mean", "contrast_std"):
+        np.testing.assert_allclose(getattr(wild.norm, key), getattr(clean.norm, key), rtol=1e-6)
+    valid = np.concatenate([e.mfcc[i, : (20 if i == 2 else 50)] for e in music.values() for i in range(3)])
+    np.testing.assert_allclose(clean.norm.mfcc_mean, valid.mean(0), rtol=1e-5, atol=1e-6)
+    a, b = baseline(clean.train, clean.test, clean.genres), baseline(wild.train, wild.test, wild.genres)
+    assert a.to_json() == b.to_json()
+
+
 def test_validation_is_a_share_of_training_songs_per_genre(tmp_path: Path) -> None:
     data = _tensors(tmp_path)  # 6 training songs per genre
     fit_ids, val_ids = tensors.validation_split(data.train, 0.34, seed=1)
