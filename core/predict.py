@@ -132,7 +132,7 @@ def classify_file(
     if not store.has(key):
         extract_song(path, key, store, settings, get_backend(settings.features), cancel, info)
     entry = store.load(key)
-    probs = predict_chunks(loaded, entry.mfcc, entry.contrast_peaks)
+    probs = predict_chunks(loaded, entry.mfcc, entry.contrast_peaks, entry.lengths)
     sr = settings.audio.sample_rate
     chunks = []
     source = source or str(path)
