@@ -174,7 +174,7 @@ def override(settings: Settings, dotted: str, value: Any) -> None:
     for p in parents:
         obj = getattr(obj, p)
     f = {f.name: f for f in dataclasses.fields(obj)}[key]
-    setattr(obj, key, _check_value(f"--{key.replace('_', '-')}", dotted, value, f))
+    setattr(obj, key, _check_value("command line", dotted, value, f))
     _check_consistency(settings, "command line")
 
 

@@ -20,11 +20,14 @@ from pathlib import Path
 
 from . import audio
 from .atomic import atomic_path, atomic_write_json
-from .errors import AudioError, GenreError
+from .errors import AudioError, ConfigError, GenreError
 
 SPLITS = ("train", "test")
 #: Files people keep beside music that are certainly not songs: reported without probing.
-_JUNK = ".txt .nfo .cue .m3u .m3u8 .pls .log .jpg .jpeg .png .gif .bmp .pdf .json .xml .db .ini .md"
+_JUNK = (
+    ".txt .nfo .cue .m3u .m3u8 .pls .log .jpg .jpeg .png .gif .bmp .webp .pdf .json .xml .db .ini .md"
+    " .csv .tsv .npz .npy .err .html .htm .zip .rar .7z .py .sh .toml .yaml .yml .tmp .part .ytdl .sfv"
+)
 NOT_AUDIO = frozenset(_JUNK.split(" "))
 
 
@@ -192,10 +195,11 @@ def _inspect(song: Song) -> Song:
     return song
 
 
-def scan(root: Path, workers: int = 8, cache: Path | None = None) -> Dataset:
+def scan(root: Path, workers: int = 8, cache: Path | None = None, min_seconds: float = 0.0) -> Dataset:
     """Find, probe and hash every song; collect problems instead of failing on them.
 
-    With `cache` (a JSON file), unchanged files are not probed or hashed again.
+    With `cache` (a JSON file), unchanged files are not probed or hashed again. Songs shorter
+    than `min_seconds` (the shortest chunk kept) are reported as unusable.
     """
     root = Path(root)
     if not root.is_dir():
@@ -228,6 +232,9 @@ def scan(root: Path, workers: int = 8, cache: Path | None = None) -> Dataset:
         list(pool.map(_inspect, fresh))
     known.save(fresh)
     ds.songs = candidates
+    for s in ds.songs:
+        if s.ok and s.duration is not None and s.duration < min_seconds:
+            s.error = f"too short ({s.duration:.1f} s; the shortest chunk kept is {min_seconds:g} s)"
     for s in ds.songs:
         if not s.ok:
             ds.problems.append(Problem("unreadable", s.error or "", str(s.path)))
@@ -278,13 +285,14 @@ def split(src: Path, dest: Path, test_ratio: float = 0.3, seed: int = 0, link: b
     if not src.is_dir():
         raise GenreError(f"{src}: no such folder (expected SRC/<genre>/<songs>)")
     if not 0.0 < test_ratio < 1.0:
-        raise GenreError(f"--test-ratio must be between 0 and 1 (exclusive), got {test_ratio}")
+        raise ConfigError(f"--test-ratio must be between 0 and 1 (exclusive), got {test_ratio}")
     if dest == src or dest.is_relative_to(src):
         raise GenreError(f"{dest}: the destination must not lie inside the source {src}")
     genres = sorted(p for p in src.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not genres:
         raise GenreError(f"{src}: no genre folders (expected SRC/<genre>/<songs>)")
     result = SplitResult()
+    plan: list[tuple[Path, Path, Path]] = []  # (song, target, the same place in the other split)
     for genre_dir in genres:
         songs = sorted(p for p in _visible_files(genre_dir) if p.suffix.lower() not in NOT_AUDIO)
         if not songs:
@@ -296,14 +304,23 @@ def split(src: Path, dest: Path, test_ratio: float = 0.3, seed: int = 0, link: b
             n_test = min(max(n_test, 1), len(order) - 1)
         test = set(order[:n_test])
         for song in songs:
-            part = "test" if song in test else "train"
-            target = dest / part / genre_dir.name / song.relative_to(genre_dir)
-            if target.exists() and target.stat().st_size == song.stat().st_size:
-                result.skipped += 1
-                continue
+            part, other = ("test", "train") if song in test else ("train", "test")
+            rel = song.relative_to(genre_dir)
+            plan.append((song, dest / part / genre_dir.name / rel, dest / other / genre_dir.name / rel))
+        result.per_genre[genre_dir.name] = (len(songs) - n_test, n_test)
+    clashes = [other for _, _, other in plan if other.exists()]
+    if clashes:
+        raise GenreError(
+            f"{dest} already holds another split of these songs ({len(clashes)} would be in both "
+            f"train/ and test/, e.g. {clashes[0].relative_to(dest)}): use an empty DEST, or the same "
+            "--seed and --test-ratio as before"
+        )
+    for song, target, _ in plan:
+        if target.exists() and target.stat().st_size == song.stat().st_size:
+            result.skipped += 1
+        else:
             _place(song, target, link)
             result.copied += 1
-        result.per_genre[genre_dir.name] = (len(songs) - n_test, n_test)
     return result
 
 

@@ -216,7 +216,8 @@ def extract(
             result.failed.append((str(song.path), song.error or "unreadable"))
         elif song.key not in todo:
             todo[song.key] = song
-    report(JobStarted("extract", len(todo), sum(s.duration or 0.0 for s in todo.values())))
+    total = len(todo) + len(result.failed)
+    report(JobStarted("extract", total, sum(s.duration or 0.0 for s in todo.values())))
     for path, reason in result.failed:
         report(SongFailed(path, reason))
     queue: list[Song] = []
@@ -233,7 +234,7 @@ def extract(
     if queue:  # torch is imported only when there is math to do
         _set_torch_threads(workers)
         backend = get_backend(settings.features)
-        _run(queue, settings, store, backend, workers, result, report, cancel, len(todo))
+        _run(queue, settings, store, backend, workers, result, report, cancel, total)
     report(JobFinished("extract", cancelled=result.cancelled))
     return result
 

@@ -158,6 +158,8 @@ def _expand(
     source: str, workspace: Workspace, max_items: int, report: Reporter, cancel: threading.Event
 ) -> list[tuple[str, Path, str | None, bool]]:
     """(source as reported, local path, title, downloaded) for every song behind a source."""
+    if not source.strip():
+        raise GenreError("an empty source: give a song file, a folder or an http(s) URL")
     if is_url(source):
         return [(source, f.path, f.title, True) for f in fetch(source, workspace, max_items, report, cancel)]
     p = Path(source).expanduser()

@@ -99,8 +99,8 @@ def pick_device(setting: str) -> torch.device:
     if setting == "cuda" and not torch.cuda.is_available():
         build_kind = "a CPU-only build" if torch.version.cuda is None else "sees no GPU"
         raise GenreError(
-            f"--device cuda: no CUDA GPU available (torch {torch.__version__} is {build_kind}); "
-            "use --device cpu or auto"
+            f"training device cuda (--device or training.device): no CUDA GPU available (torch "
+            f"{torch.__version__} is {build_kind}); use cpu or auto"
         )
     return torch.device("cuda" if setting != "cpu" and torch.cuda.is_available() else "cpu")
 

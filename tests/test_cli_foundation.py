@@ -17,7 +17,7 @@ def test_version_and_help() -> None:
 @pytest.fixture(scope="module")
 def ds(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cli") / "mein datensatz"
-    return make_dataset(root, {"klassik": ("sine", 330.0), "lärm": ("brown", 0.0)}, seconds=2.0)
+    return make_dataset(root, {"klassik": ("sine", 330.0), "lärm": ("brown", 0.0)}, seconds=10.5)
 
 
 def test_dataset_show_table_and_json(ds: Path) -> None:
@@ -75,4 +75,22 @@ def test_chunk_lists_failures_and_continues(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert (tmp_path / "out" / "good-000.wav").exists()
     assert "2 of 3 songs failed" in proc.stderr and "too short" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_bare_genre_without_a_terminal_prints_help() -> None:
+    proc = run_genre()
+    assert proc.returncode == 0 and "Usage: genre" in proc.stdout
+
+
+def test_names_with_brackets_are_printed_literally(tmp_path: Path) -> None:
+    song = make_audio(tmp_path / "[live] 'eins'.wav", 11.0)
+    proc = run_genre("chunk", "--out", tmp_path / "out", song, check=True)
+    assert proc.stdout.strip() == str(tmp_path / "out" / "[live] 'eins'-000.wav")
+
+
+def test_chunk_out_must_be_a_folder(tmp_path: Path) -> None:
+    song = make_audio(tmp_path / "a.wav", 11.0)
+    proc = run_genre("chunk", song, "--out", song)
+    assert proc.returncode == 1 and "is a file; give a folder" in proc.stderr
     assert "Traceback" not in proc.stderr

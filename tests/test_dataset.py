@@ -142,3 +142,22 @@ def test_scan_cache_skips_unchanged_files(
     make_audio(changed, 2.5, freq=123)
     third = dataset.scan(root, cache=cache)
     assert probed == [changed] and third.fingerprint != first.fingerprint
+
+
+def test_split_refuses_a_dest_holding_another_split(tmp_path: Path) -> None:
+    for i in range(6):
+        make_audio(tmp_path / "src" / "pop" / f"{i}.wav", 1.0, freq=300 + 10 * i)
+    dataset.split(tmp_path / "src", tmp_path / "ds", seed=0)
+    dataset.split(tmp_path / "src", tmp_path / "ds", seed=0)  # the same split again is fine
+    before = _tree(tmp_path / "ds")
+    with pytest.raises(GenreError, match="already holds another split"):
+        dataset.split(tmp_path / "src", tmp_path / "ds", seed=1)
+    assert _tree(tmp_path / "ds") == before
+
+
+def test_short_songs_are_unusable_when_a_minimum_is_given(tmp_path: Path) -> None:
+    make_audio(tmp_path / "ds" / "train" / "a" / "long.wav", 3.0)
+    make_audio(tmp_path / "ds" / "train" / "a" / "short.wav", 1.0, freq=500)
+    ds = dataset.scan(tmp_path / "ds", min_seconds=2.0)
+    assert [s.path.name for s in ds.usable()] == ["long.wav"]
+    assert any("too short" in p.message for p in ds.problems)

@@ -16,6 +16,7 @@ import torch
 
 from genre_erkennung.core import audio
 from genre_erkennung.core.config import FeatureSettings
+from genre_erkennung.core.errors import ToolMissing
 from genre_erkennung.core.features import (
     FEATURE_VERSION,
     FILE_KEYS,
@@ -160,6 +161,9 @@ def test_device_choice() -> None:
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert native.pick_device("auto").type == expected
     assert get_backend(FeatureSettings(device="cpu")).name == "native"
+    if not torch.cuda.is_available():
+        with pytest.raises(ToolMissing, match=r"features.device = cuda, but torch .* sees no CUDA GPU"):
+            native.pick_device("cuda")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")

@@ -138,3 +138,16 @@ def test_model_with_other_features_is_refused(trained: tuple[Path, Path], tmp_pa
     proc = genre_in_process("query", song, "--workspace", other)
     assert proc.returncode == 1
     assert "trained on other features" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_empty_source_and_unwritable_csv_fail_before_any_work(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    ws, _ = trained
+    empty = genre_in_process("query", "", "--workspace", ws, "--json")
+    assert empty.returncode == 1 and "an empty source" in json.loads(empty.stdout)["errors"][0]["error"]
+    song = make_audio(tmp_path / "a.wav", 5.0)
+    folder = genre_in_process("query", song, "--workspace", ws, "--csv", tmp_path)
+    assert folder.returncode == 1 and "is a folder" in folder.stderr and folder.stdout == ""
+    missing = genre_in_process("query", song, "--workspace", ws, "--csv", tmp_path / "no" / "x.csv")
+    assert missing.returncode == 1 and "does not exist" in missing.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -46,7 +47,10 @@ def root(
 ) -> None:
     """Music genre recognition. Bare `genre` opens the TUI."""
     if ctx.invoked_subcommand is None:
-        tui_command.tui()
+        if sys.stdin.isatty() and sys.stdout.isatty():
+            tui_command.tui()
+        else:  # no terminal to draw on: say what there is instead of hanging
+            typer.echo(ctx.get_help())
 
 
 def main() -> None:

@@ -22,8 +22,16 @@ from genre_erkennung.core.config import Settings
 from genre_erkennung.core.errors import GenreError
 from genre_erkennung.core.workspace import Workspace, from_settings
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# markup=False: file names like "[live] song.mp3" are data, never style tags. A pipe gets a wide
+# console so tables (model names, paths) are not cut at 80 columns.
+out = Console(highlight=False, soft_wrap=True, markup=False, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+STOP_REASONS = {
+    "epochs": "all epochs run",
+    "early-stop": "stopped early: validation loss stopped improving",
+    "cancelled": "stopped by you",
+}
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="TOML config file (see sample_config.toml).")
@@ -80,7 +88,7 @@ def handle_errors(fn: F) -> F:
             err.print(Text.assemble(("error: ", "bold red"), str(exc)))
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            err.print("[yellow]interrupted[/]")
+            err.print(Text("interrupted", style="yellow"))
             raise typer.Exit(130) from None
         except BrokenPipeError:
             sys.stderr.close()

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .. import audio
-from ..errors import AudioError
+from ..errors import AudioError, ToolMissing
 from . import FeatureBatch
 
 NAME = "native"
@@ -249,10 +249,13 @@ def segment_features(seg: torch.Tensor, sample_rate: int) -> tuple[torch.Tensor,
 
 
 def pick_device(setting: str) -> torch.device:
-    """CUDA when the setting allows it (auto|cuda) and torch sees a GPU, else the CPU."""
-    if setting in ("auto", "cuda") and torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
+    """auto -> CUDA when torch sees a GPU, else the CPU; cuda without a GPU is an error."""
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise ToolMissing(
+            f"features.device = cuda, but torch {torch.__version__} sees no CUDA GPU: "
+            "set features.device to auto or cpu"
+        )
+    return torch.device("cuda" if setting != "cpu" and torch.cuda.is_available() else "cpu")
 
 
 def _padded(chunks: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -9,7 +9,7 @@ import typer
 from rich.text import Text
 
 from genre_erkennung.core import audio
-from genre_erkennung.core.errors import AudioError
+from genre_erkennung.core.errors import AudioError, GenreError
 
 from .. import common
 
@@ -25,6 +25,8 @@ def chunk(
     """Cut songs into fixed-length mono chunks (32-bit float WAV at audio.sample_rate)."""
     ctx = common.load(config, workspace)
     a = ctx.settings.audio
+    if out.exists() and not out.is_dir():
+        raise GenreError(f"--out {out}: is a file; give a folder for the chunk WAVs")
     failed: list[tuple[Path, str]] = []
     for song in songs:
         try:

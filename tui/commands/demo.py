@@ -115,7 +115,7 @@ def demo(
     )
 
     _step(2, "features")
-    ds = ds_mod.scan(root, cache=ctx.workspace.song_cache)
+    ds = ds_mod.scan(root, cache=ctx.workspace.song_cache, min_seconds=ctx.settings.audio.min_chunk_seconds)
     with ProgressReporter("extracting") as reporter:
         done = run_extract(ds.songs, ctx.settings, ws, reporter, cancel)
     if done.cancelled:
@@ -138,14 +138,18 @@ def demo(
     common.err.print(
         Text(
             f"saved model {result.name} to {result.path} (best epoch {t['best_epoch']} of "
-            f"{t['epochs_run']}, {t['stopped']}, {t['seconds']:.0f} s)",
+            f"{t['epochs_run']}; {common.STOP_REASONS.get(t['stopped'], t['stopped'])}; "
+            f"{t['seconds']:.0f} s)",
             style="dim",
         )
     )
     if result.stopped == "cancelled":
         common.err.print(
-            f"[yellow]stopped early; continue with `genre train --resume --name {result.name} "
-            f"--dataset {shlex.quote(str(root))}`[/]"
+            Text(
+                f"stopped early; continue with `genre train --resume --name {result.name} "
+                f"--dataset {shlex.quote(str(root))}`",
+                style="yellow",
+            )
         )
         raise typer.Exit(130)
 
@@ -156,8 +160,11 @@ def demo(
     m = result.card["metrics"]
     if m["song_accuracy"] < 0.75:
         common.err.print(
-            f"[yellow]song accuracy {_pct(m['song_accuracy'])} is low for four such distinct styles: "
-            f"please report it with the output of `genre models show {result.name}`[/]"
+            Text(
+                f"song accuracy {_pct(m['song_accuracy'])} is low for four such distinct styles: "
+                f"please report it with the output of `genre models show {result.name}`",
+                style="yellow",
+            )
         )
 
     # One test song, a different genre on each rerun: demo-1 electronic, demo-2 ambient, ...

@@ -32,18 +32,23 @@ def extract(
     ctx = common.load(config, workspace, dataset, extraction__workers=workers, features__backend=backend)
     from genre_erkennung.core.extract import extract as run_extract
 
-    ds = ds_mod.scan(ctx.dataset_root(), cache=ctx.workspace.song_cache)
+    ds = ds_mod.scan(
+        ctx.dataset_root(), cache=ctx.workspace.song_cache, min_seconds=ctx.settings.audio.min_chunk_seconds
+    )
     cancel = events.new_cancel()
     with ProgressReporter("extracting") as reporter:
         result = run_extract(
             ds.songs, ctx.settings, ctx.workspace, reporter, cancel, retry_failed=retry_failed
         )
     rate = result.audio_seconds / result.elapsed if result.elapsed else 0.0
-    common.err.print(
-        f"{result.done} extracted, {result.cached} already in the store, "
-        f"{len(result.failed)} failed; {result.audio_seconds / 60:.1f} min of audio "
-        f"in {result.elapsed:.1f} s ({rate:.0f}x realtime)"
-    )
+    if result.done == 0 and not result.failed:
+        common.err.print(f"nothing to extract: all {result.cached} songs are already in the store")
+    else:
+        common.err.print(
+            f"{result.done} extracted, {result.cached} already in the store, "
+            f"{len(result.failed)} failed; {result.audio_seconds / 60:.1f} min of audio "
+            f"in {result.elapsed:.1f} s ({rate:.0f}x realtime)"
+        )
     common.err.print(f"store: {result.store}")
     if result.failed:
         common.err.print(Text("failed songs:", style="bold red"))

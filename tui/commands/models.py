@@ -58,7 +58,8 @@ def _card_table(card: dict[str, Any]) -> Table:
     s = card["settings"]
     ds = card["dataset"]
     rows = {
-        "status": f"{card['status']} ({t['stopped']}, best epoch {t['best_epoch']} of {t['epochs_run']})",
+        "status": f"{card['status']} ({common.STOP_REASONS.get(t['stopped'], t['stopped'])}; "
+        f"best epoch {t['best_epoch']} of {t['epochs_run']})",
         "created": card["created"],
         "architecture": f"{card['architecture']['kind']}: {sizes}",
         "genres": ", ".join(card["genres"]),
@@ -120,7 +121,14 @@ def list_(
         return
     table = Table()
     for col in ("name", "model", "genres", "song accuracy", "baseline", "created", "status"):
-        table.add_column(col, justify="right" if col in ("song accuracy", "baseline") else "left")
+        # names and dates are what a user copies: never cut them, let the genres wrap instead
+        keep = col in ("name", "created")
+        table.add_column(
+            col,
+            justify="right" if col in ("song accuracy", "baseline") else "left",
+            no_wrap=keep,
+            min_width=max(len(getattr(i, col)) for i in infos) if keep else None,
+        )
     for i in infos:
         if i.error:
             table.add_row(i.name, "", "", "", "", i.created, Text(i.error, style="red"))

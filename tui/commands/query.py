@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -139,6 +140,8 @@ def query(
 ) -> None:
     """Classify songs; exit code 0 only if every source was classified."""
     ctx = common.load(config, workspace, query__max_items=max_items)
+    if csv is not None:
+        _check_writable(csv)
     from genre_erkennung.core.predict import query as run_query
 
     loaded = load_model(ctx, model)
@@ -148,7 +151,7 @@ def query(
     )
     if as_json:
         common.out.print(json.dumps(result.to_json(), ensure_ascii=False, indent=2), markup=False)
-    else:
+    elif result.results:
         common.err.print(Text(f"model {loaded.name}: {', '.join(loaded.genres)}", style="dim"))
         for song in result.results:
             print_song(song, loaded.genres)
@@ -158,6 +161,19 @@ def query(
         for _source, error in result.errors:
             common.err.print(Text.assemble(("error: ", "bold red"), error))
         raise typer.Exit(1)
+
+
+def _check_writable(path: Path) -> None:
+    """Fail before classifying, not after, when the CSV cannot be written."""
+    from genre_erkennung.core.errors import GenreError
+
+    if path.is_dir():
+        raise GenreError(f"--csv {path}: is a folder; give a file name, e.g. {path / 'votes.csv'}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise GenreError(f"--csv {path}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise GenreError(f"--csv {path}: not writable here")
 
 
 def load_model(ctx: common.Context, name: str | None) -> LoadedModel:

@@ -91,7 +91,7 @@ def _ctrl_c_stops(cancel: threading.Event) -> Iterator[None]:
         if cancel.is_set():
             raise KeyboardInterrupt
         cancel.set()
-        common.err.print("[yellow]stopping after this batch (Ctrl-C again to abort)[/]")
+        common.err.print(Text("stopping after this batch (Ctrl-C again to abort)", style="yellow"))
 
     previous = signal.signal(signal.SIGINT, handler)
     try:
@@ -170,11 +170,11 @@ def train(
         common.out.print(t)
     t = result.card["training"]
     common.err.print(
-        f"saved model [bold]{result.name}[/] to {result.path} (best epoch {t['best_epoch']} of "
-        f"{t['epochs_run']}, {t['stopped']}, {t['seconds']:.0f} s)"
+        f"saved model {result.name} to {result.path} (best epoch {t['best_epoch']} of "
+        f"{t['epochs_run']}; {common.STOP_REASONS.get(t['stopped'], t['stopped'])}; {t['seconds']:.0f} s)"
     )
     if result.stopped == "cancelled":
         common.err.print(
-            f"[yellow]stopped early; continue with `genre train --resume --name {result.name}`[/]"
+            Text(f"stopped early; continue with `genre train --resume --name {result.name}`", style="yellow")
         )
         raise typer.Exit(130)
