@@ -100,5 +100,15 @@ def get_backend(settings: FeatureSettings) -> Backend:
 def file_features(
     path: str | Path, sample_rate: int | None, settings: FeatureSettings
 ) -> dict[str, np.ndarray]:
-    """Features of a whole file decoded to mono at `sample_rate` (None: the file's own rate)."""
-    return get_backend(settings).whole_file(path, sample_rate)
+    """Features of a whole file decoded to mono at `sample_rate` (None: the file's own rate).
+
+    On the CPU the math runs on one torch thread while ffmpeg decodes on another core: a second
+    torch thread only makes the small per-frame ops fight for cores (several times slower when
+    the machine is busy).
+    """
+    backend = get_backend(settings)
+    if getattr(backend, "device", None) is not None and backend.device.type == "cpu":
+        import torch
+
+        torch.set_num_threads(1)
+    return backend.whole_file(path, sample_rate)
