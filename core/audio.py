@@ -274,14 +274,12 @@ def chunks(
     min_len = round(min_chunk_seconds * sample_rate)
     index = 0
     for block in stream(path, sample_rate, size, info):
-        if len(block) < size:
-            if len(block) < min_len:
-                break
-            padded = np.zeros(size, dtype=np.float32)
-            padded[: len(block)] = block
-            yield Chunk(index, float(index * chunk_seconds), padded, len(block))
-        else:
-            yield Chunk(index, float(index * chunk_seconds), block, size)
+        length = len(block)
+        if length < size:  # the last block: keep reading so stream() checks ffmpeg's exit
+            if length < min_len:
+                continue
+            block = np.concatenate([block, np.zeros(size - length, dtype=np.float32)])
+        yield Chunk(index, float(index * chunk_seconds), block, length)
         index += 1
     if index == 0:
         raise AudioError(

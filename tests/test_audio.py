@@ -1,3 +1,5 @@
+import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -6,7 +8,7 @@ import pytest
 from conftest import make_audio
 
 from genre_erkennung.core import audio
-from genre_erkennung.core.errors import AudioError
+from genre_erkennung.core.errors import AudioError, GenreError
 
 SR = 44100
 
@@ -164,3 +166,15 @@ def test_write_wav_is_float32(tmp_path: Path) -> None:
     audio.write_wav(tmp_path / "x.wav", x, SR)
     np.testing.assert_array_equal(audio.decode(tmp_path / "x.wav", SR), x)
     assert audio.probe(tmp_path / "x.wav").codec == "pcm_f32le"
+
+
+def test_a_killed_decoder_is_an_error_not_a_short_song(tmp_path: Path) -> None:
+    """ffmpeg stopped by a signal mid-file must not look like the song's end (a truncated entry)."""
+    song = make_audio(tmp_path / "long.wav", 40.0, kind="pink")
+    chunks = audio.chunks(song, SR, 10.0, 1.0)
+    next(chunks)
+    victims = subprocess.run(["pgrep", "-f", "-n", str(song)], capture_output=True, text=True).stdout.split()
+    assert victims
+    os.kill(int(victims[0]), signal.SIGKILL)
+    with pytest.raises(GenreError, match="stopped by signal 9"):
+        list(chunks)

@@ -15,7 +15,7 @@ from genre_erkennung.core.features import TRANSFORMS, frame_counts
 from genre_erkennung.core.features.sonic import csv_name, parse_csv
 from genre_erkennung.tui.commands import features as command
 
-SHARED_CSV = Path(__file__).resolve().parents[2] / "shared" / "features" / "sonic-annotator-csv"
+SHARED_CSV = Path(__file__).resolve().parent / "data" / "sonic-annotator-csv"
 GOLDEN_WAV = SHARED_CSV.parent / "golden" / "noise_oddlen_44k.wav"
 
 app = typer.Typer()

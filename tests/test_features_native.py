@@ -27,7 +27,7 @@ from genre_erkennung.core.features import (
     native,
 )
 
-GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "features" / "golden"
+GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 GOLDEN_FILES = sorted(GOLDEN.glob("*.npz"))
 PAIRS = (("mfcc", "mfcc"), ("sc_peaks", "sc_peaks"), ("sc_valleys", "sc_valleys"))
 

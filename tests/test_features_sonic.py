@@ -24,7 +24,7 @@ from genre_erkennung.core.features.sonic import (
     parse_csv,
 )
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "features"
+SHARED = Path(__file__).resolve().parent / "data"
 CSV_DIR = SHARED / "sonic-annotator-csv"
 GOLDEN = SHARED / "golden"
 KEYS = {TRANSFORMS[0]: "mfcc", TRANSFORMS[1]: "sc_peaks", TRANSFORMS[2]: "sc_valleys"}
