@@ -44,6 +44,26 @@ def make_song(path: Path, seconds: float, seed: int, channels: int = 2) -> Path:
     return path
 
 
+def decode_alone(song: Path, sample_rate: int = 44100) -> None:
+    """ffmpeg's decode of a song to f32 mono, as extraction does it, written to /dev/null."""
+    info = audio.probe(song)
+    cmd = [
+        audio.find_ffmpeg(),
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-i",
+        audio.ffmpeg_input(song),
+        *audio.mono_filter(info.channels),
+        "-ar",
+        str(sample_rate),
+        "-f",
+        "f32le",
+        "pipe:1",
+    ]
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
+
+
 def timed(fn: Callable[[], object]) -> float:
     t = time.perf_counter()
     fn()

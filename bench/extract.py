@@ -12,40 +12,16 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import make_song, run, timed
-
-from genre_erkennung.core import audio
+from _common import decode_alone, make_song, run, timed
 
 
-def decode_alone(songs: list[Path], workers: int) -> None:
-    def one(song: Path) -> None:
-        info = audio.probe(song)
-        subprocess.run(
-            [
-                audio.find_ffmpeg(),
-                "-nostdin",
-                "-loglevel",
-                "error",
-                "-i",
-                audio.ffmpeg_input(song),
-                *audio.mono_filter(info.channels),
-                "-ar",
-                "44100",
-                "-f",
-                "f32le",
-                "pipe:1",
-            ],
-            stdout=subprocess.DEVNULL,
-            check=True,
-        )
-
+def decode_all(songs: list[Path], workers: int) -> None:
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(one, songs))
+        list(pool.map(decode_alone, songs))
 
 
 def main() -> None:
@@ -62,7 +38,7 @@ def main() -> None:
         songs.append(make_song(ds / split / genre / f"song {i:02d}.mp3", args.minutes * 60, i))
     audio_s = args.songs * args.minutes * 60
     n = str(args.workers)
-    rows = [("(a) ffmpeg decode alone", timed(lambda: decode_alone(songs, args.workers)))]
+    rows = [("(a) ffmpeg decode alone", timed(lambda: decode_all(songs, args.workers)))]
     with tempfile.TemporaryDirectory() as ws:
         rows.append(
             (

@@ -15,9 +15,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from _common import GENRE, make_song, run, timed
+from _common import GENRE, decode_alone, make_song, run, timed
 
-from genre_erkennung.core import audio, config, registry
+from genre_erkennung.core import config, registry
 from genre_erkennung.core.predict import classify_file, settings_for
 from genre_erkennung.core.workspace import Workspace
 
@@ -49,27 +49,6 @@ def main() -> None:
         )
         loaded = registry.load(ws, "bench")
         settings = settings_for(loaded, config.Settings())
-        info = audio.probe(song)
-
-        def decode() -> None:
-            subprocess.run(
-                [
-                    audio.find_ffmpeg(),
-                    "-nostdin",
-                    "-loglevel",
-                    "error",
-                    "-i",
-                    audio.ffmpeg_input(song),
-                    *audio.mono_filter(info.channels),
-                    "-ar",
-                    "44100",
-                    "-f",
-                    "f32le",
-                    "pipe:1",
-                ],
-                stdout=subprocess.DEVNULL,
-                check=True,
-            )
 
         def predict() -> None:
             for f in ws.features.glob("*/*.npz"):
@@ -77,7 +56,7 @@ def main() -> None:
             classify_file(song, loaded, settings, ws)
 
         predict()  # warm-up: torch kernels, page cache
-        a = min(timed(decode) for _ in range(3))
+        a = min(timed(lambda: decode_alone(song)) for _ in range(3))
         b = min(timed(predict) for _ in range(3))
         for f in ws.features.glob("*/*.npz"):
             f.unlink()
