@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -22,7 +23,7 @@ from genre_erkennung.core import registry
 from genre_erkennung.core.config import Settings
 from genre_erkennung.core.dataset import scan
 from genre_erkennung.core.extract import extract
-from genre_erkennung.core.store import store_for
+from genre_erkennung.core.store import config_key, store_for
 from genre_erkennung.core.workspace import Workspace
 from genre_erkennung.tui.app import GenreApp
 from genre_erkennung.tui.widgets.bigtext import BigText
@@ -63,12 +64,14 @@ def make_app(settings: Settings, **kwargs: object) -> GenreApp:
     return GenreApp(settings, device="CPU", **kwargs)  # type: ignore[arg-type]
 
 
-async def until(pilot, condition: Callable[[], object], timeout: float = 60.0, settle: bool = True) -> None:
+async def until(
+    pilot, condition: Callable[[], object], timeout: float = 60.0, settle: bool = True, what: str = ""
+) -> None:
     """Let the app run until `condition()` holds (the engine works in threads meanwhile)."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {condition}")
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
         await pilot.pause(0.05)
     if settle:
         await pilot.pause()  # let the widgets lay out what just arrived
@@ -243,20 +246,73 @@ async def test_quit_mid_extraction_leaves_the_store_whole(tmp_path: Path) -> Non
     root = make_dataset(tmp_path / "ds", GENRES, per_split=(3, 2), seconds=30.0)
     settings = tiny_settings(root, tmp_path / "ws")
     settings.extraction.workers = 1
+    folder = tmp_path / "ws" / "features" / config_key(settings)
     app = make_app(settings)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.dataset is not None)
         await pilot.press("2", "s")
         pane = app.query_one("#extraction-pane")
         await until(pilot, lambda: pane.done + pane.failed >= 1)
-        assert pane.running
+        assert pane.running, text_of(app, "#extract-status")
         await pilot.press("q")
+        # q leaves only once the song in progress has stopped and its scratch files are gone
+        await until(pilot, lambda: app._exit, timeout=60, settle=False)
+        assert not scratch_files(folder)
+    assert not scratch_files(folder)
     store = store_for(Workspace(tmp_path / "ws"), settings)
-    assert not list(store.folder.glob(".*.tmp")) and not list(store.folder.glob("*.tmp"))
     assert len(store.entries()) < 10  # it stopped early
     for key in store.entries():  # every entry that exists is whole
         entry = store.load(key)
         assert entry.mfcc.shape[0] == entry.starts.shape[0] > 0
+
+
+@sync
+async def test_quit_waits_until_the_job_thread_has_stopped(tmp_path: Path) -> None:
+    app = make_app(tiny_settings(None, tmp_path / "ws"), load_models=False)
+    started, release = threading.Event(), threading.Event()
+    async with app.run_test(size=SIZE) as pilot:
+        pane = app.query_one("#extraction-pane")
+        token = pane.new_job()
+
+        def job() -> None:
+            started.set()
+            token.wait(30)
+            release.wait(30)  # a slow last step after the stop (a song's cleanup under load)
+
+        pane.run_worker(job, thread=True, group="test-job")
+        await until(pilot, started.is_set, settle=False)
+        await pilot.press("q")
+        assert token.is_set()
+        await pilot.pause(0.2)
+        assert not app._exit  # still up while the job finishes
+        release.set()
+        await until(pilot, lambda: app._exit, timeout=10, settle=False)
+
+
+@sync
+async def test_closing_the_app_waits_for_job_threads(tmp_path: Path) -> None:
+    """Also when the app ends without q (run_test, an error), a pane's job is told to stop and its
+    thread is awaited: Textual alone would cancel the worker's task and leave the thread running."""
+    app = make_app(tiny_settings(None, tmp_path / "ws"), load_models=False)
+    started, cleaned_up = threading.Event(), threading.Event()
+    async with app.run_test(size=SIZE) as pilot:
+        pane = app.query_one("#extraction-pane")
+        token = pane.new_job()
+
+        def job() -> None:
+            started.set()
+            token.wait(30)
+            time.sleep(0.2)  # the cleanup after the stop
+            cleaned_up.set()
+
+        pane.run_worker(job, thread=True, group="test-job")
+        await until(pilot, started.is_set, settle=False)
+    assert token.is_set() and cleaned_up.is_set()
+
+
+def scratch_files(folder: Path) -> list[Path]:
+    """Spill files (.<key>.<name>.tmp) and atomic-write temps left in a store folder."""
+    return [*folder.glob(".*.tmp"), *folder.glob("*.tmp")]
 
 
 # ---------------------------------------------------------------------------------------- training
@@ -338,7 +394,7 @@ async def test_keys_work_while_training_runs_and_stop_keeps_best(dataset: Path, 
         ]
         for key, effect in steps:
             app.simulate_key(key)
-            await until(pilot, effect, timeout=10, settle=False)
+            await until(pilot, effect, timeout=10, settle=False, what=f"the effect of key {key!r}")
         rows_before = history.row_count
         assert pane.running and rows_before >= 2  # still going while the UI answered
         app.simulate_key("c")
@@ -410,6 +466,18 @@ async def test_escape_leaves_input_then_digits_switch_panes(tmp_path: Path) -> N
         assert app.query_one("#panes", TabbedContent).active == "query"
         await pilot.press("escape", "1")
         assert app.query_one("#panes", TabbedContent).active == "dataset"
+        # 4 and Escape back to back (tmux send-keys, a fast typist): once the tab switch that 4 set
+        # off is done, the focus must not be back in the input
+        app.action_show_pane("query")
+        assert isinstance(app.focused, Input)
+        app.action_leave_input()
+        await pilot.pause()
+        assert app.query_one("#panes", TabbedContent).active == "query"
+        assert not isinstance(app.focused, Input)
+        await pilot.click("#--content-tab-training")  # a tab chosen with the mouse gets the focus too
+        await pilot.pause()
+        assert app.query_one("#panes", TabbedContent).active == "training"
+        assert app.focused is not None and app.query_one("#training-pane") in app.focused.ancestors
         await pilot.press("q")
         await until(pilot, lambda: app._exit, timeout=5)
 

@@ -2,7 +2,8 @@
 
 Four panes in tabs, reached with 1-4 whenever no text input has the focus (Escape leaves an input).
 Long work runs in thread workers that call the engine with a reporter posting Textual messages and
-a cancel token; quitting sets every token, so a job stops between two consistent steps.
+a cancel token; quitting sets every token, so a job stops between two consistent steps, and waits for
+the job threads to get there (see `GenreApp.track` and `GenreApp.exit`).
 
 Entry points: `run(workspace, dataset, config)` builds the settings like the CLI does and opens the
 app; `GenreApp(settings, ...)` takes everything injectable for tests (device label, path display).
@@ -10,10 +11,11 @@ app; `GenreApp(settings, ...)` takes everything injectable for tests (device lab
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from rich.text import Text
 from textual import work
@@ -36,6 +38,24 @@ from .widgets.infobar import InfoBar
 
 PANES: tuple[type[Pane], ...] = (DatasetPane, ExtractionPane, TrainingPane, QueryPane)
 _PANE_KEYS = Binding.Group("panes", compact=True)
+
+T = TypeVar("T")
+
+
+class _Job:
+    """One pane thread worker as the app tracks it: pending -> running -> done, or pending ->
+    abandoned when the app quits before the thread got to it (then it never runs)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.state = "pending"
+
+    def settled(self) -> bool:
+        """Whether the job is over or can no longer start (call only when quitting)."""
+        with self.lock:
+            if self.state == "pending":
+                self.state = "abandoned"
+            return self.state != "running"
 
 
 def _home_path(path: Path) -> str:
@@ -98,6 +118,10 @@ class GenreApp(App[None]):
         self.models: list[Any] = []  # registry.ModelInfo, oldest first
         self.model_name: str | None = self.settings.query.model or None
         self._cancel_tokens: set[threading.Event] = set()
+        self._jobs: set[_Job] = set()
+        self._jobs_lock = threading.Lock()
+        self._quitting = False
+        self._focused_pane: str | None = None  # the tab whose pane got the focus when shown
         self._store: Any = None
         self._loaded: dict[str, Any] = {}
         self._loaded_lock = threading.Lock()
@@ -156,15 +180,23 @@ class GenreApp(App[None]):
         self._focus_active()
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        self.call_after_refresh(self._focus_active)
+        """A tab chosen with the mouse: focus its pane once it is laid out. A key (1-4) has focused
+        the pane already; focusing it again later would undo a key typed meanwhile (4 then Escape)."""
+        if event.pane.id != self._focused_pane:
+            self.call_after_refresh(self._focus_tab, event.pane.id)
+
+    def _focus_tab(self, pane_id: str | None) -> None:
+        if self.query_one("#panes", TabbedContent).active == pane_id and self._focused_pane != pane_id:
+            self._focus_active()
 
     def _focus_active(self) -> None:
         pane = self.active_pane()
         focused = self.focused
-        if focused is not None and pane in focused.ancestors and focused.display:
-            return
-        target = pane.default_focus()
-        self.screen.set_focus(target)
+        if not (focused is not None and pane in focused.ancestors and focused.display):
+            self.screen.set_focus(pane.default_focus())
+            focused = self.focused
+        if focused is not None and pane in focused.ancestors:
+            self._focused_pane = pane.PANE_ID  # from here on the user moves the focus
 
     def action_leave_input(self) -> None:
         focused = self.focused
@@ -216,17 +248,57 @@ class GenreApp(App[None]):
         self._cancel_tokens.add(token)
         return token
 
-    def on_unmount(self) -> None:
-        """However the app ends (also a test's run_test), running jobs are told to stop."""
-        for token in self._cancel_tokens:
-            token.set()
+    def track(self, work: Callable[[], T]) -> Callable[[], T | None]:
+        """Wrap a thread worker's body so that quitting waits for it (Pane.run_worker does this for
+        every pane's thread worker). Textual cancels a thread worker's task on exit but cannot stop
+        its thread, so without this `run`/`run_async` could return while a job still writes."""
+        job = _Job()
+        with self._jobs_lock:
+            self._jobs = {j for j in self._jobs if j.state not in ("done", "abandoned")} | {job}
 
-    def exit(self, *args: Any, **kwargs: Any) -> None:
-        """Stop every job at its next safe point, then leave (the worker threads are awaited, so
-        the store and the models are consistent when the process ends)."""
+        def tracked() -> T | None:
+            with job.lock:
+                if job.state == "abandoned":
+                    return None
+                job.state = "running"
+            try:
+                return work()
+            finally:
+                with job.lock:
+                    job.state = "done"
+
+        return tracked
+
+    def _jobs_settled(self) -> bool:
+        """Set every cancel token; True once no job thread is running (pending ones never will)."""
         for token in self._cancel_tokens:
             token.set()
-        super().exit(*args, **kwargs)
+        with self._jobs_lock:
+            jobs = list(self._jobs)
+        return all([job.settled() for job in jobs])
+
+    def exit(self, result: None = None, return_code: int = 0, message: Any = None) -> None:
+        """Stop every job at its next safe point, then leave: the UI stays up and says so until the
+        job threads have returned, so the store and the models are whole when the app ends."""
+        if self._jobs_settled():
+            super().exit(result, return_code, message)
+            return
+        if self._quitting:
+            return
+        self._quitting = True
+        self.notify("Stopping the running job at its next safe point…", title="Quitting")
+        self.run_worker(self._exit_when_settled(result, return_code, message), group="quit")
+
+    async def _exit_when_settled(self, result: None, return_code: int, message: Any) -> None:
+        while not self._jobs_settled():
+            await asyncio.sleep(0.02)
+        super().exit(result, return_code, message)
+
+    async def on_unmount(self) -> None:
+        """However the app ends (also a test's run_test, which shuts down without `exit`), running
+        jobs are told to stop and their threads are awaited."""
+        while not self._jobs_settled():
+            await asyncio.sleep(0.02)
 
     # ----------------------------------------------------------------- shared state
 

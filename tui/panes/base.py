@@ -7,6 +7,7 @@ that the app also sets when it quits, so a job always stops between two consiste
 
 from __future__ import annotations
 
+import inspect
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -15,6 +16,7 @@ from rich.text import Text
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widget import Widget
+from textual.worker import Worker
 
 from genre_erkennung.core import events as ev
 
@@ -62,6 +64,32 @@ class Pane(Vertical):
             self.post_message(EngineEvent(job, event))
 
         return report
+
+    def run_worker(
+        self,
+        work: Any,
+        name: str | None = "",
+        group: str = "default",
+        description: str = "",
+        exit_on_error: bool = True,
+        start: bool = True,
+        exclusive: bool = False,
+        thread: bool = False,
+    ) -> Worker[Any]:
+        """Textual's run_worker (which @work calls), with every thread worker tracked by the app so
+        that quitting waits for the thread to return (see GenreApp.track)."""
+        if thread and callable(work) and not inspect.iscoroutinefunction(getattr(work, "func", work)):
+            work = self.genre_app.track(work)
+        return super().run_worker(
+            work,
+            name=name,
+            group=group,
+            description=description,
+            exit_on_error=exit_on_error,
+            start=start,
+            exclusive=exclusive,
+            thread=thread,
+        )
 
     def new_job(self) -> threading.Event:
         """A cancel token the app also sets on quit."""
