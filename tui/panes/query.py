@@ -52,7 +52,7 @@ class QueryPane(Pane):
             yield Label("model", id="query-model-label")
             yield Select([], prompt="no models", compact=True, id="query-model")
         with Horizontal(id="query-progress-row"):
-            yield Static("Type a URL or a path (/ goes there), then Enter.", id="query-status")
+            yield Static("Type a URL or a path, then Enter (Escape leaves, / returns).", id="query-status")
             yield ProgressBar(total=None, show_eta=False, id="query-progress", classes="-hidden")
         with Horizontal(id="query-verdict"):
             yield BigText(id="query-big")
