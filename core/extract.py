@@ -265,7 +265,6 @@ def _run(
     start = time.monotonic()
     remaining_audio = sum(s.duration or 0.0 for s in queue)
     free = list(range(workers))
-    lock = threading.Lock()
 
     def work(song: Song, slot: int) -> dict[str, Any]:
         report(SongStarted(str(song.path), slot))
@@ -300,8 +299,7 @@ def _run(
                 for fut in finished:
                     song, slot = pending.pop(fut)
                     free.append(slot)
-                    with lock:
-                        remaining_audio -= song.duration or 0.0
+                    remaining_audio -= song.duration or 0.0
                     _finish(fut, song, slot, store, result, report)
                     progress()
         except KeyboardInterrupt:

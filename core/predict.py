@@ -24,7 +24,7 @@ from .errors import AudioError, Cancelled, GenreError, ModelError
 from .events import ChunkVote, JobFinished, JobStarted, Reporter, SongFailed, ignore
 from .fetch import fetch, forget, is_url
 from .registry import LoadedModel, check_features
-from .store import store_for
+from .store import FeatureStore, store_for
 from .workspace import Workspace
 
 
@@ -119,15 +119,17 @@ def classify_file(
     title: str | None = None,
     report: Reporter = ignore,
     cancel: threading.Event | None = None,
+    store: FeatureStore | None = None,
 ) -> SongResult:
-    """Classify one local song. `settings` must come from `settings_for(loaded, ...)`."""
+    """Classify one local song. `settings` must come from `settings_for(loaded, ...)`; `store` is
+    the store for those settings (opened here when not given)."""
     from .extract import extract_song
     from .features import get_backend
     from .model import predict_chunks
 
     _one_cpu_thread(loaded)
     info = audio.probe(path)
-    store = store_for(workspace, settings)
+    store = store or store_for(workspace, settings)
     key = content_key(path)
     if not store.has(key):
         extract_song(path, key, store, settings, get_backend(settings.features), cancel, info)
@@ -185,7 +187,7 @@ def query(
     """Classify every song behind `sources`; a failing source is recorded and the rest go on."""
     cancel = cancel or threading.Event()
     settings = settings_for(loaded, settings)
-    workspace.ensure()
+    store = store_for(workspace.ensure(), settings)  # once, not per song
     result = QueryResult(loaded.name)
     report(JobStarted("query", len(sources)))
     for source in sources:
@@ -202,7 +204,7 @@ def query(
         for shown, path, title, downloaded in songs:
             try:
                 result.results.append(
-                    classify_file(path, loaded, settings, workspace, shown, title, report, cancel)
+                    classify_file(path, loaded, settings, workspace, shown, title, report, cancel, store)
                 )
             except Cancelled:
                 break

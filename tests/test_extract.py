@@ -51,7 +51,7 @@ def test_extract_stores_every_song_and_resumes(ds_root: Path, tmp_path: Path) ->
     assert (second.done, second.cached) == (0, 9)
 
 
-def test_changed_parameter_gets_its_own_store(ds_root: Path, tmp_path: Path) -> None:
+def test_changed_parameter_gets_its_own_store() -> None:
     a, b = _settings(), _settings(chunk=4.0)
     assert config_key(a) != config_key(b)
     assert config_key(a) == config_key(_settings(workers=1))  # workers do not change the numbers
