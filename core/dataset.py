@@ -20,7 +20,9 @@ from pathlib import Path
 
 from . import audio
 from .atomic import atomic_path, atomic_write_json
+from .config import Settings
 from .errors import AudioError, ConfigError, GenreError
+from .workspace import Workspace
 
 SPLITS = ("train", "test")
 #: Files people keep beside music that are certainly not songs: reported without probing.
@@ -44,17 +46,26 @@ class Song:
     channels: int = 0
     sample_rate: int = 0
     error: str | None = None
+    too_short: bool = False  # readable, but shorter than the shortest chunk the settings keep
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def readable(self) -> bool:
+        """Decodable audio, whatever its length: whether it is too short to train on is for the
+        feature store to say (its config holds the shortest chunk kept)."""
+        return self.error is None or self.too_short
 
 
 @dataclass(frozen=True)
 class Problem:
     """Something the user should look at; `path` is None for dataset-wide problems."""
 
-    kind: str  # missing-split | genre-one-split | empty-genre | duplicate | unreadable | not-audio
+    kind: (
+        str  # missing-split | genre-one-split | empty-genre | duplicate | two-genres | unreadable | not-audio
+    )
     message: str
     path: str | None = None
 
@@ -82,10 +93,14 @@ class Dataset:
     def usable(self, split: str | None = None) -> list[Song]:
         return [s for s in self.songs if s.ok and (split is None or s.split == split)]
 
+    def readable(self) -> list[Song]:
+        return [s for s in self.songs if s.readable]
+
     @property
     def fingerprint(self) -> str:
-        """A stable hash of which audio carries which label in which split."""
-        lines = sorted(f"{s.split}\t{s.genre}\t{s.key}" for s in self.usable())
+        """A stable hash of which audio carries which label in which split (of the files alone:
+        scanning with another shortest-chunk setting gives the same fingerprint)."""
+        lines = sorted(f"{s.split}\t{s.genre}\t{s.key}" for s in self.readable())
         return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
 
     def summary(self) -> list[GenreSummary]:
@@ -195,6 +210,12 @@ def _inspect(song: Song) -> Song:
     return song
 
 
+def scan_dataset(root: Path, settings: Settings, workspace: Workspace) -> Dataset:
+    """The scan every command and the TUI use: the workspace's probe cache and the shortest chunk
+    the settings keep, so that "usable", "too short" and "missing" mean the same everywhere."""
+    return scan(root, cache=workspace.song_cache, min_seconds=settings.audio.min_chunk_seconds)
+
+
 def scan(root: Path, workers: int = 8, cache: Path | None = None, min_seconds: float = 0.0) -> Dataset:
     """Find, probe and hash every song; collect problems instead of failing on them.
 
@@ -235,6 +256,7 @@ def scan(root: Path, workers: int = 8, cache: Path | None = None, min_seconds: f
     for s in ds.songs:
         if s.ok and s.duration is not None and s.duration < min_seconds:
             s.error = f"too short ({s.duration:.1f} s; the shortest chunk kept is {min_seconds:g} s)"
+            s.too_short = True
     for s in ds.songs:
         if not s.ok:
             ds.problems.append(Problem("unreadable", s.error or "", str(s.path)))
@@ -258,13 +280,21 @@ def _check(ds: Dataset, genres_by_split: dict[str, set[str]]) -> None:
             if not any(s.ok and s.genre == genre and s.split == split for s in ds.songs):
                 ds.problems.append(Problem("empty-genre", f"{split}/{genre} holds no readable songs"))
     by_key: dict[str, list[Song]] = defaultdict(list)
-    for s in ds.usable():
+    for s in ds.readable():
         by_key[s.key].append(s)
     for same in by_key.values():
+        paths = " and ".join(str(s.path.relative_to(ds.root)) for s in same)
         if len({s.split for s in same}) > 1:
-            paths = " and ".join(str(s.path.relative_to(ds.root)) for s in same)
             ds.problems.append(
                 Problem("duplicate", f"the same audio is in both splits: {paths}", str(same[0].path))
+            )
+        if any(len({s.genre for s in same if s.split == sp}) > 1 for sp in SPLITS):
+            ds.problems.append(
+                Problem(
+                    "two-genres",
+                    f"the same audio is under two genres: {paths} (training refuses it: keep one copy)",
+                    str(same[0].path),
+                )
             )
 
 

@@ -33,3 +33,7 @@ class Cancelled(GenreError):
     """The user stopped a long job; what finished before is kept."""
 
     exit_code = 130
+
+
+class NotExtracted(GenreError):
+    """Dataset songs with no stored features (yet, or any more: a damaged entry was moved aside)."""

@@ -14,7 +14,8 @@ import queue
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +30,7 @@ from .events import (
     ExtractProgress,
     JobFinished,
     JobStarted,
+    Message,
     Reporter,
     SongDone,
     SongFailed,
@@ -36,7 +38,7 @@ from .events import (
     ignore,
 )
 from .features import Backend, FeatureBatch, get_backend
-from .store import FeatureStore, RawArray, store_for
+from .store import DamagedEntry, FeatureStore, RawArray, store_for
 from .workspace import Workspace
 
 T = TypeVar("T")
@@ -212,6 +214,8 @@ def extract(
     songs = list(songs)
     todo: dict[str, Song] = {}
     for song in songs:
+        if song.too_short and not store.has(song.key):
+            store.record_failure(song.key, str(song.path), song.error or "too short")
         if not song.ok:
             result.failed.append((str(song.path), song.error or "unreadable"))
         elif song.key not in todo:
@@ -223,9 +227,10 @@ def extract(
     queue: list[Song] = []
     for key, song in todo.items():
         recorded = None if retry_failed else store.failure(key)
-        if store.has(key):
+        chunks = _cached_chunks(store, song, report)
+        if chunks is not None:
             result.cached += 1
-            report(SongDone(str(song.path), _chunk_count(store, key), song.duration or 0, True))
+            report(SongDone(str(song.path), chunks, song.duration or 0, True))
         elif recorded:
             result.failed.append((str(song.path), recorded))
             report(SongFailed(str(song.path), recorded))
@@ -239,9 +244,17 @@ def extract(
     return result
 
 
-def _chunk_count(store: FeatureStore, key: str) -> int:
-    with np.load(store.path(key), allow_pickle=False) as z:
-        return int(z["lengths"].shape[0])
+def _cached_chunks(store: FeatureStore, song: Song, report: Reporter) -> int | None:
+    """Chunks of the song's stored entry, or None when it has none; a damaged entry is moved
+    aside (and said so) so that the song is extracted again."""
+    try:
+        return store.chunk_count(song.key)
+    except FileNotFoundError:
+        return None
+    except DamagedEntry as exc:
+        aside = store.quarantine(song.key)
+        report(Message(f"{song.path}: stored features {exc}; moved to {aside}, extracting again", "warning"))
+        return None
 
 
 def _set_torch_threads(workers: int) -> None:
@@ -262,18 +275,22 @@ def _run(
     cancel: threading.Event,
     total: int,
 ) -> None:
+    """Songs another process is extracting right now are put back and taken up again at the
+    end, waiting for that process: both runs end with the whole store, neither fails them."""
     start = time.monotonic()
     remaining_audio = sum(s.duration or 0.0 for s in queue)
     free = list(range(workers))
 
-    def work(song: Song, slot: int) -> dict[str, Any]:
-        report(SongStarted(str(song.path), slot))
-        info = None  # a scanned song carries its probe; others are probed in extract_song
-        if song.channels:
-            info = audio.AudioInfo(
-                str(song.path), song.format, "", song.sample_rate, song.channels, song.duration
-            )
-        return extract_song(song.path, song.key, store, settings, backend, cancel, info)
+    def work(song: Song, slot: int, wait: bool) -> tuple[str, Any]:
+        while True:
+            with store.claim(song.key) as mine:
+                if mine:
+                    return _extract_claimed(song, slot, store, settings, backend, report, cancel)
+            if not wait:
+                return "busy", None
+            if cancel.is_set():
+                raise Cancelled("extraction cancelled")
+            time.sleep(0.2)
 
     def progress() -> None:
         elapsed = time.monotonic() - start
@@ -284,30 +301,57 @@ def _run(
 
     pending: dict[Future, tuple[Song, int]] = {}
     items = iter(queue)
+    busy: list[Song] = []  # claimed by another process: retried, waiting, once the rest is done
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="extract") as pool:
         try:
             while True:
                 while free and not cancel.is_set():
                     song = next(items, None)
+                    wait = song is None
+                    if song is None and busy:
+                        song = busy.pop(0)
                     if song is None:
                         break
                     slot = free.pop(0)
-                    pending[pool.submit(work, song, slot)] = (song, slot)
+                    pending[pool.submit(work, song, slot, wait)] = (song, slot)
                 if not pending:
                     break
-                finished, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                finished, _ = wait_for(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     song, slot = pending.pop(fut)
                     free.append(slot)
+                    if _finish(fut, song, slot, store, result, report) == "busy":
+                        busy.append(song)
+                        continue
                     remaining_audio -= song.duration or 0.0
-                    _finish(fut, song, slot, store, result, report)
                     progress()
         except KeyboardInterrupt:
             cancel.set()
-            wait(pending)
+            wait_for(pending)
             raise
     result.elapsed = time.monotonic() - start
     result.cancelled = cancel.is_set()
+
+
+def _extract_claimed(
+    song: Song,
+    slot: int,
+    store: FeatureStore,
+    settings: Settings,
+    backend: Backend,
+    report: Reporter,
+    cancel: threading.Event,
+) -> tuple[str, Any]:
+    """With the song's lock held: it may have been stored by another process meanwhile."""
+    if store.has(song.key):
+        return "cached", store.chunk_count(song.key)
+    report(SongStarted(str(song.path), slot))
+    info = None  # a scanned song carries its probe; others are probed in extract_song
+    if song.channels:
+        info = audio.AudioInfo(
+            str(song.path), song.format, "", song.sample_rate, song.channels, song.duration
+        )
+    return "done", extract_song(song.path, song.key, store, settings, backend, cancel, info)
 
 
 def _finish(
@@ -317,22 +361,28 @@ def _finish(
     store: FeatureStore,
     result: ExtractResult,
     report: Reporter,
-) -> None:
+) -> str:
+    """Record one song's outcome; returns it (done | cached | busy | failed | cancelled)."""
     try:
-        meta = fut.result()
+        outcome, value = fut.result()
     except Cancelled:
-        return
+        return "cancelled"
     except AudioError as exc:
         reason = str(exc).removeprefix(f"{song.path}: ")
         store.record_failure(song.key, str(song.path), reason)
         result.failed.append((str(song.path), reason))
         report(SongFailed(str(song.path), reason, slot))
-        return
+        return "failed"
     except Exception as exc:  # not the file's fault (a killed decoder, a full disk): retry later
         result.failed.append((str(song.path), str(exc)))
         report(SongFailed(str(song.path), str(exc), slot))
-        return
-    seconds = float(meta["duration"])
-    result.done += 1
-    result.audio_seconds += seconds
-    report(SongDone(str(song.path), int(meta["chunks"]), seconds, False, slot))
+        return "failed"
+    if outcome == "cached":
+        result.cached += 1
+        report(SongDone(str(song.path), int(value), song.duration or 0.0, True, slot))
+    elif outcome == "done":
+        seconds = float(value["duration"])
+        result.done += 1
+        result.audio_seconds += seconds
+        report(SongDone(str(song.path), int(value["chunks"]), seconds, False, slot))
+    return outcome

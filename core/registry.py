@@ -7,12 +7,16 @@ SHA-256, so a half-written or damaged folder is refused with one clear line, nev
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import math
+import os
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,10 +32,11 @@ from .config import Settings
 from .errors import ModelError
 from .model import KINDS, MIN_FRAMES, Architecture, Sizes, build
 from .tensors import Norm
-from .workspace import Workspace
+from .workspace import Workspace, check_writable
 
 FORMAT_VERSION = 1
 WEIGHTS, CARD, HISTORY, CHECKPOINT = "weights.safetensors", "model.json", "history.csv", "checkpoint"
+LOCK = ".lock"  # held (flock) by the run training the model; the kernel drops it if the run dies
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -100,6 +105,66 @@ def save(workspace: Workspace, name: str, module: nn.Module, card: dict[str, Any
     }
     atomic_write_json(folder / CARD, card)
     return folder
+
+
+def _busy(name: str) -> ModelError:
+    return ModelError(
+        f"model {name!r} is being trained by another run right now: wait for it to finish, or "
+        "choose another --name"
+    )
+
+
+def _lock(folder: Path) -> int | None:
+    """The folder's lock as an open descriptor, or None when another process holds it."""
+    while True:
+        fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:
+            if os.stat(folder / LOCK).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the lock file was removed under us: take the new one
+
+
+@contextlib.contextmanager
+def claim(workspace: Workspace, name: str, fresh: bool) -> Iterator[Path]:
+    """Hold model folder `name` for one run, so a second run of the same name is refused up
+    front and never overwrites the first. `fresh` refuses a name that already holds a model.
+    The lock file goes when the run ends; a run that saved nothing leaves no folder behind."""
+    workspace.ensure()
+    folder = model_dir(workspace, name)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = _lock(folder)
+    if fd is None:
+        raise _busy(name)
+    try:
+        if fresh and ((folder / CARD).exists() or (folder / CHECKPOINT).exists()):
+            raise ModelError(
+                f"model {name!r} already exists: choose another --name, continue it with "
+                f"--resume, or remove it (`genre models rm {name}`)"
+            )
+        yield folder
+    finally:
+        (folder / LOCK).unlink()  # while still held: a waiting run sees a new inode and retries
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only if the run saved nothing
+        os.close(fd)
+
+
+def is_training(folder: Path) -> bool:
+    """Whether a run holds the folder right now."""
+    if not (folder / LOCK).exists():
+        return False
+    fd = _lock(folder)
+    if fd is None:
+        return True
+    os.close(fd)
+    return False
 
 
 def _damaged(name: str, why: str) -> ModelError:
@@ -225,6 +290,10 @@ def newest(workspace: Workspace) -> ModelInfo | None:
 
 def remove(workspace: Workspace, name: str) -> Path:
     folder = model_dir(workspace, name)
+    if folder.is_dir() and not folder.is_symlink():
+        check_writable(workspace.models)
+        if is_training(folder):
+            raise _busy(name)
     if folder.is_symlink():
         folder.unlink()
     elif folder.is_dir() and ((folder / CARD).exists() or (folder / CHECKPOINT).exists()):

@@ -9,11 +9,16 @@ npz as a JSON string, so there is no sidecar to get out of step. Failed songs ar
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import os
 import shutil
+import tempfile
 import time
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +27,16 @@ import numpy as np
 
 from .atomic import atomic_path, atomic_write_json
 from .config import Settings
+from .errors import GenreError
 from .workspace import Workspace
 
 ARRAYS = ("mfcc", "contrast_peaks", "contrast_valleys", "starts", "lengths")
+DAMAGED = "damaged"  # the sub-folder damaged entries are moved to
+
+
+class DamagedEntry(GenreError):
+    """A stored entry that is not a whole npz of the expected arrays (a full disk, a copy cut
+    short): it is moved aside and extracted again, never half-read."""
 
 
 @dataclass
@@ -68,6 +80,20 @@ def _write_npz(f, arrays: dict[str, np.ndarray | RawArray]) -> None:
                         shutil.copyfileobj(src, member, 1 << 20)
                 else:
                     np.lib.format.write_array(member, np.asarray(arr), allow_pickle=False)
+
+
+def _check_entry(e: Entry) -> None:
+    c = e.lengths.shape[0] if e.lengths.ndim == 1 else -1
+    shapes_ok = (
+        e.mfcc.ndim == 3
+        and e.contrast_peaks.ndim == 3
+        and e.contrast_peaks.shape == e.contrast_valleys.shape
+        and e.mfcc.shape[0] == c == e.contrast_peaks.shape[0] == e.starts.shape[0]
+    )
+    if not shapes_ok:
+        raise ValueError("its arrays do not agree in shape")
+    if not isinstance(e.meta, dict):
+        raise ValueError("its metadata is not a JSON object")
 
 
 def feature_config(settings: Settings) -> dict[str, Any]:
@@ -132,15 +158,70 @@ class FeatureStore:
         (self.folder / f"{audio_key}.failed.json").unlink(missing_ok=True)
 
     def spill_path(self, audio_key: str, name: str) -> Path:
-        """A scratch file for rows of an entry being extracted (swept like any stale temp)."""
+        """A new scratch file for rows of an entry being extracted, unique to this run (two
+        processes on one workspace never share one); swept like any stale temp."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        return self.folder / f".{audio_key}.{name}.tmp"
+        fd, path = tempfile.mkstemp(prefix=f".{audio_key}.{name}.", suffix=".tmp", dir=self.folder)
+        os.close(fd)
+        return Path(path)
 
     def load(self, audio_key: str) -> Entry:
-        with np.load(self.path(audio_key), allow_pickle=False) as z:
-            arrays = {name: z[name] for name in ARRAYS}
-            meta = json.loads(str(z["meta"]))
-        return Entry(**arrays, meta=meta)
+        """The entry, checked: every array present, shapes that agree, readable metadata."""
+        path = self.path(audio_key)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {name: z[name] for name in ARRAYS}
+                meta = json.loads(str(z["meta"]))
+            entry = Entry(**arrays, meta=meta)
+            _check_entry(entry)
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise DamagedEntry(f"{path.name}: damaged ({exc})") from None
+        return entry
+
+    def chunk_count(self, audio_key: str) -> int:
+        """Chunks of an entry, reading only its zip directory and `lengths` (cheap for a warm
+        run); a damaged file raises DamagedEntry like `load`."""
+        try:
+            with np.load(self.path(audio_key), allow_pickle=False) as z:
+                missing = [name for name in (*ARRAYS, "meta") if name not in z.files]
+                if missing:
+                    raise KeyError(f"no {missing[0]!r} array")
+                return int(z["lengths"].shape[0])
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise DamagedEntry(f"{self.path(audio_key).name}: damaged ({exc})") from None
+
+    def quarantine(self, audio_key: str) -> Path:
+        """Move a damaged entry aside (kept for a look, never deleted), so it is extracted again."""
+        aside = self.folder / DAMAGED / f"{audio_key}.{time.time_ns()}.npz"
+        aside.parent.mkdir(exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(self.path(audio_key), aside)
+        return aside
+
+    @contextlib.contextmanager
+    def claim(self, audio_key: str) -> Iterator[bool]:
+        """Hold this song's extraction lock while the block runs; yields False (without waiting)
+        when another process holds it. One byte of a shared lock file per
+        song (fcntl locks die with their process, so a kill -9 never leaves a song locked)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.folder / ".locks", os.O_RDWR | os.O_CREAT, 0o666)
+        offset = int(hashlib.sha256(audio_key.encode()).hexdigest()[:12], 16)
+        try:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+            except (BlockingIOError, PermissionError):
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.lockf(fd, fcntl.LOCK_UN, 1, offset)
+        finally:
+            os.close(fd)
 
     def record_failure(self, audio_key: str, path: str, error: str) -> None:
         record = {"path": path, "error": error, "time": time.time()}

@@ -12,16 +12,18 @@ at the last valid step, and the statistics count valid frames only, so padding c
 
 from __future__ import annotations
 
+import shlex
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from .dataset import Dataset, Song
-from .errors import GenreError
-from .store import Entry, FeatureStore
+from .errors import GenreError, NotExtracted
+from .store import DamagedEntry, Entry, FeatureStore
 
 LOG_FLOOR = 1e-6
 #: Samples per MFCC frame at any sample rate (`features.frame_counts`); contrast has two per step.
@@ -197,14 +199,31 @@ def build(
     return out
 
 
-def _load(store: FeatureStore, song: Song) -> Entry:
-    try:
-        return store.load(song.key)
-    except (OSError, ValueError, KeyError) as exc:
-        raise GenreError(
-            f"{song.path}: its stored features are unreadable ({exc}); delete "
-            f"{store.path(song.key)} and run `genre extract` again"
-        ) from None
+def _names(songs: list[Song], root: Path) -> str:
+    shown = ", ".join(str(s.path.relative_to(root)) for s in songs[:3])
+    return shown + (f" and {len(songs) - 3} more" if len(songs) > 3 else "")
+
+
+def _extract_hint(dataset: Dataset, store: FeatureStore) -> str:
+    """The command that fills `store` for `dataset`: same dataset, same workspace."""
+    root, workspace = shlex.quote(str(dataset.root)), shlex.quote(str(store.root.parent))
+    return f"`genre extract --dataset {root} --workspace {workspace}`"
+
+
+def _training_songs(dataset: Dataset) -> list[Song]:
+    """Readable songs, each recording once; the same recording under two genres is refused (which
+    label would be right?), and a copy under the same genre counts once. Whether a song is too
+    short is the store's to say: extraction records it as a failure there."""
+    by_key: dict[tuple[str, str], list[Song]] = {}
+    for song in dataset.readable():
+        by_key.setdefault((song.split, song.key), []).append(song)
+    for same in by_key.values():
+        if len({s.genre for s in same}) > 1:
+            raise GenreError(
+                f"the same recording is under two genres: {_names(same, dataset.root)}: keep one copy "
+                "(see `genre dataset show`)"
+            )
+    return [same[0] for same in by_key.values()]
 
 
 def load_dataset(
@@ -217,25 +236,32 @@ def load_dataset(
     """Both splits from the store; checks that there is something sensible to train on.
 
     `norm`, `frames` and `genres` are fitted on the training split unless given (a resumed run
-    passes those of the stopped run).
+    passes those of the stopped run). Damaged entries are moved aside and named.
     """
-    usable = dataset.usable()
+    usable = _training_songs(dataset)
     _check(dataset, [s for s in usable if s.split == "train"], [s for s in usable if s.split == "test"])
-    missing, skipped, have = [], [], []
+    missing, skipped, damaged, loaded = [], [], [], []
     for song in usable:
         if store.has(song.key):
-            have.append(song)
+            try:
+                loaded.append((song, store.load(song.key)))
+            except DamagedEntry:
+                store.quarantine(song.key)
+                damaged.append(song)
         elif reason := store.failure(song.key):
             skipped.append((str(song.path), reason))
         else:
             missing.append(song)
-    if missing:
-        what = "no song is" if not have else f"{len(missing)} of {len(usable)} songs are"
-        raise GenreError(
-            f"{what} extracted yet: run `genre extract --dataset {dataset.root}` first "
-            "(or `genre train --extract`)"
+    if damaged:
+        raise NotExtracted(
+            f"{len(damaged)} stored entries were damaged and are moved aside "
+            f"({_names(damaged, dataset.root)}): re-extract them with {_extract_hint(dataset, store)}"
         )
-    loaded = [(s, _load(store, s)) for s in have]
+    if missing:
+        raise NotExtracted(
+            f"{len(missing)} of {len(usable)} songs have no features yet ({_names(missing, dataset.root)}): "
+            f"run {_extract_hint(dataset, store)} first (or `genre train --extract`)"
+        )
     loaded = [(s, e) for s, e in loaded if e.chunks > 0]
     train = [(s, e) for s, e in loaded if s.split == "train"]
     test = [(s, e) for s, e in loaded if s.split == "test"]

@@ -37,6 +37,7 @@ from .model import Architecture, Sizes, build, check_frames
 from .registry import (
     FORMAT_VERSION,
     check_name,
+    claim,
     list_models,
     load_checkpoint,
     model_dir,
@@ -376,16 +377,10 @@ class _Plan:
 
 
 def _plan_fresh(
-    dataset: Dataset, settings: Settings, workspace: Workspace, store: FeatureStore, name: str | None
+    dataset: Dataset, settings: Settings, workspace: Workspace, store: FeatureStore, name: str
 ) -> _Plan:
     ts = settings.training
-    name = check_name(name) if name else _default_name(workspace, ts.model)
     folder = model_dir(workspace, name)
-    if folder.exists():
-        raise GenreError(
-            f"model {name!r} already exists: choose another --name, continue it with "
-            f"--resume, or remove it (`genre models rm {name}`)"
-        )
     data = load_dataset(dataset, store)
     fit_ids, val_ids = validation_split(data.train, ts.validation_share, ts.seed)
     arch = Architecture(
@@ -403,11 +398,10 @@ def _plan_resume(
     settings: Settings,
     workspace: Workspace,
     store: FeatureStore | None,
-    name: str | None,
+    name: str,
     epochs: int | None,
 ) -> _Plan:
     """The stopped run's settings, split and statistics; features from the store it used."""
-    name = check_name(name) if name else _stopped_run(workspace)
     folder = model_dir(workspace, name)
     tensors, meta = load_checkpoint(folder, name)
     store = store or FeatureStore(workspace.features, meta["feature_key"])
@@ -444,8 +438,28 @@ def train(
     `resume` continues the stopped run `name` (default: the newest one) with its own settings
     and feature store; only `device`, `threads` and, when given, `epochs` (the new total) come
     from the caller.
-    A cancelled run still saves its best epoch so far and stays resumable.
+    A cancelled run still saves its best epoch so far and stays resumable. The model folder is
+    claimed for the whole run: a second run of the same name is refused, never overwritten.
     """
+    if resume:
+        name = check_name(name) if name else _stopped_run(workspace)
+    else:
+        name = check_name(name) if name else _default_name(workspace, settings.training.model)
+    with claim(workspace, name, fresh=not resume):
+        return _train(dataset, settings, workspace, store, name, resume, epochs, report, cancel)
+
+
+def _train(
+    dataset: Dataset,
+    settings: Settings,
+    workspace: Workspace,
+    store: FeatureStore | None,
+    name: str,
+    resume: bool,
+    epochs: int | None,
+    report: Reporter,
+    cancel: threading.Event | None,
+) -> TrainResult:
     cancel = cancel or threading.Event()
     started = time.perf_counter()
     device = pick_device(settings.training.device)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,12 +36,24 @@ class Workspace:
         return self.root / "cache" / "songs.json"
 
     def ensure(self) -> Workspace:
+        """Create the folders; refuse, in one line, a workspace this process cannot write."""
         try:
             for d in (self.features, self.models, self.downloads):
                 d.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"workspace {self.root}: cannot create it ({exc.strerror})") from None
+        for d in (self.root, self.features, self.models, self.downloads):
+            check_writable(d)
         return self
+
+
+def check_writable(folder: Path) -> None:
+    """One line naming a folder we must write but cannot (read-only mount, permissions)."""
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(
+            f"{folder} is not writable (read-only file system or permissions): use --workspace "
+            "with a folder you can write; commands that only read keep working"
+        )
 
 
 def default_root() -> Path:

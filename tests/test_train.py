@@ -226,7 +226,11 @@ def test_bad_datasets_are_refused_with_one_line(tmp_path: Path) -> None:
     ds, _ = make_dataset(tmp_path / "ds")
     fresh = tmp_path / "other"
     _, unrelated = make_dataset(fresh, genres=("x", "y"))
-    with pytest.raises(GenreError, match="no song is extracted yet: run `genre extract"):
+    with pytest.raises(
+        GenreError,
+        match=r"24 of 24 songs have no features yet \(train/blues/song 0.wav, .* and 21 more\): "
+        "run `genre extract --dataset",
+    ):
         train(ds, settings(), ws, store=unrelated)
     assert not ws.models.exists() or not any(ws.models.iterdir())
 

@@ -5,7 +5,10 @@ stdout carries only a command's data (tables, --json); progress and messages go 
 
 from __future__ import annotations
 
+import errno
 import functools
+import re
+import shlex
 import sys
 import traceback
 from collections.abc import Callable
@@ -71,6 +74,33 @@ def load(
     return Context(settings, from_settings(settings))
 
 
+#: Commands that work on a workspace: a hint naming one repeats the options that chose it.
+_WORKSPACE_COMMANDS = re.compile(r"`genre (extract|train|query|models|store|evaluate)\b[^`]*`")
+
+
+def repeat_options(text: str, config: Path | None = None, workspace: Path | None = None) -> str:
+    """Add the user's --config and --workspace to each `genre ...` command a message suggests,
+    so following the hint works on the same workspace with the same settings."""
+    extra = [(flag, value) for flag, value in (("--config", config), ("--workspace", workspace)) if value]
+
+    def complete(match: re.Match[str]) -> str:
+        command = match.group(0)[1:-1]
+        for flag, value in extra:
+            if f"{flag} " not in command:
+                command += f" {flag} {shlex.quote(str(value))}"
+        return f"`{command}`"
+
+    return _WORKSPACE_COMMANDS.sub(complete, text) if extra else text
+
+
+#: Operating-system failures a user fixes outside the app, and how.
+_FIXES = {
+    errno.EROFS: "the folder is not writable; use --workspace with one you can write",
+    errno.EACCES: "not writable or readable for you; check its permissions or use another --workspace",
+    errno.ENOSPC: "the disk is full; free some space (see `genre store list`) and run the command again",
+}
+_USER_FIXABLE = frozenset(_FIXES)
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -85,11 +115,18 @@ def handle_errors(fn: F) -> F:
         except GenreError as exc:
             if verbose:
                 traceback.print_exc()
-            err.print(Text.assemble(("error: ", "bold red"), str(exc)))
+            message = repeat_options(str(exc), kwargs.get("config"), kwargs.get("workspace"))
+            err.print(Text.assemble(("error: ", "bold red"), message))
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print(Text("interrupted", style="yellow"))
             raise typer.Exit(130) from None
+        except OSError as exc:
+            if exc.errno not in _USER_FIXABLE or verbose:
+                raise
+            where = exc.filename or "a file"
+            err.print(Text.assemble(("error: ", "bold red"), f"{where}: {exc.strerror}: {_FIXES[exc.errno]}"))
+            raise typer.Exit(1) from None
         except BrokenPipeError:
             sys.stderr.close()
             raise typer.Exit(1) from None

@@ -37,9 +37,7 @@ def show(
 ) -> None:
     """Songs and hours per genre and split, and every problem found."""
     ctx = common.load(config, workspace, root or dataset)
-    ds = ds_mod.scan(
-        ctx.dataset_root(), cache=ctx.workspace.song_cache, min_seconds=ctx.settings.audio.min_chunk_seconds
-    )
+    ds = ds_mod.scan_dataset(ctx.dataset_root(), ctx.settings, ctx.workspace)
     if as_json:
         common.out.print_json(json.dumps(ds.to_json(), ensure_ascii=False))
         raise typer.Exit(1 if _serious(ds) else 0)

@@ -115,7 +115,7 @@ def demo(
     )
 
     _step(2, "features")
-    ds = ds_mod.scan(root, cache=ctx.workspace.song_cache, min_seconds=ctx.settings.audio.min_chunk_seconds)
+    ds = ds_mod.scan_dataset(root, ctx.settings, ctx.workspace)
     with ProgressReporter("extracting") as reporter:
         done = run_extract(ds.songs, ctx.settings, ws, reporter, cancel)
     if done.cancelled:

@@ -32,9 +32,7 @@ def extract(
     ctx = common.load(config, workspace, dataset, extraction__workers=workers, features__backend=backend)
     from genre_erkennung.core.extract import extract as run_extract
 
-    ds = ds_mod.scan(
-        ctx.dataset_root(), cache=ctx.workspace.song_cache, min_seconds=ctx.settings.audio.min_chunk_seconds
-    )
+    ds = ds_mod.scan_dataset(ctx.dataset_root(), ctx.settings, ctx.workspace)
     cancel = events.new_cancel()
     with ProgressReporter("extracting") as reporter:
         result = run_extract(

@@ -138,13 +138,13 @@ def train(
         training__device=device,
         training__balance=False if no_balance else None,
     )
-    from genre_erkennung.core.dataset import scan
+    from genre_erkennung.core.dataset import scan_dataset
     from genre_erkennung.core.errors import Cancelled
     from genre_erkennung.core.train import pick_device
     from genre_erkennung.core.train import train as run_train
 
     pick_device(ctx.settings.training.device)  # a missing GPU is reported before any work
-    ds = scan(ctx.dataset_root(), cache=ctx.workspace.song_cache)
+    ds = scan_dataset(ctx.dataset_root(), ctx.settings, ctx.workspace)
     cancel = ev.new_cancel()
     if extract:
         from genre_erkennung.core.extract import extract as run_extract
