@@ -20,8 +20,9 @@ import torch
 from genre_erkennung.core.config import TrainingSettings
 from genre_erkennung.core.events import EpochEnd, Event
 from genre_erkennung.core.model import Architecture, build
+from genre_erkennung.core.run import Run, RunState
 from genre_erkennung.core.tensors import Tensors
-from genre_erkennung.core.train import Run, RunState, fit, predict_logits
+from genre_erkennung.core.train import fit, predict_logits
 
 GENRES = 10
 FRAMES = (1292, 2584)  # 30 s at 44.1 kHz: MFCC step 1024, contrast step 512

@@ -3,7 +3,7 @@
 Every model takes (mfcc [B, T_mfcc, coeffs], contrast [B, T_sc, bands]) and returns logits
 [B, genres]; the single-branch models ignore the input they do not use, so training, evaluation
 and query never need to know which one they hold. Softmax is applied by the loss and by
-`predict_chunks`, not inside the network.
+`predict.predict_chunks`, not inside the network.
 
 A song's last chunk is zero-padded to full length. An optional third input, `valid` [B, 2]
 (valid MFCC and contrast frames per chunk, see `tensors.valid_frames`), makes each LSTM answer
@@ -14,52 +14,12 @@ Full-length chunks (or `valid=None`) give exactly the last state, as before.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
 import torch
 from torch import nn
 
+from .card import KINDS, Architecture
+from .config import ModelSettings
 from .errors import ModelError
-from .tensors import MFCC_STEP, prepare, valid_frames
-
-if TYPE_CHECKING:
-    from .registry import LoadedModel
-
-KINDS = ("merged", "mfcc", "contrast")
-
-
-@dataclass(frozen=True)
-class Sizes:
-    """Layer widths and dropout rates; the defaults are the original pipeline's."""
-
-    mfcc_conv: int = 100
-    mfcc_bottleneck: int = 20
-    mfcc_lstm: int = 300
-    mfcc_dropout: float = 0.4
-    contrast_conv: int = 100
-    contrast_lstm: int = 100
-    contrast_dropout: float = 0.2
-    head: int = 1000
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """Everything needed to rebuild a model before loading its weights."""
-
-    kind: str
-    genres: int
-    coeffs: int = 20
-    bands: int = 7
-    sizes: Sizes = field(default_factory=Sizes)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Architecture:
-        return cls(**{**data, "sizes": Sizes(**data["sizes"])})
 
 
 def _steps(layers: nn.Module, frames: torch.Tensor) -> torch.Tensor:
@@ -88,7 +48,7 @@ def _last(seq: torch.Tensor, steps: torch.Tensor | None) -> torch.Tensor:
 class MfccBranch(nn.Module):
     """Conv(k4) ReLU Pool(4) Drop; Conv(k4) ReLU Pool(4) Drop; LSTM last valid state; Drop; Linear."""
 
-    def __init__(self, coeffs: int, genres: int, s: Sizes) -> None:
+    def __init__(self, coeffs: int, genres: int, s: ModelSettings) -> None:
         super().__init__()
         self.convs = nn.Sequential(
             nn.Conv1d(coeffs, s.mfcc_conv, kernel_size=4),
@@ -113,7 +73,7 @@ class MfccBranch(nn.Module):
 class ContrastBranch(nn.Module):
     """Conv(k3, stride 4) ReLU Drop; LSTM last valid state; Drop. Returns `contrast_lstm` features."""
 
-    def __init__(self, bands: int, s: Sizes) -> None:
+    def __init__(self, bands: int, s: ModelSettings) -> None:
         super().__init__()
         self.conv = nn.Sequential(
             nn.Conv1d(bands, s.contrast_conv, kernel_size=3, stride=4),
@@ -192,44 +152,3 @@ def check_frames(frames: tuple[int, int]) -> None:
             f"chunks give {frames[0]} MFCC and {frames[1]} contrast frames; the model needs at "
             f"least {MIN_FRAMES[0]} and {MIN_FRAMES[1]}: use a longer audio.chunk_seconds"
         )
-
-
-@torch.no_grad()
-def predict_chunks(
-    loaded: LoadedModel,
-    mfcc: np.ndarray,
-    peaks: np.ndarray,
-    lengths: np.ndarray | None = None,
-    batch_size: int = 256,
-) -> np.ndarray:
-    """Raw features of C chunks ([C, T, 20], [C, T, bands]) -> probabilities [C, genres].
-
-    `lengths` [C] are the chunks' true lengths in samples before zero-padding (the store's
-    `Entry.lengths`); None means every chunk is whole. Applies the card's compression,
-    standardisation and frame count, so the caller passes the store's (or the feature
-    backend's) arrays unchanged.
-    """
-    a = loaded.architecture
-    if mfcc.ndim != 3 or peaks.ndim != 3 or len(mfcc) != len(peaks):
-        raise ModelError(f"expected [C, T, k] arrays for both inputs, got {mfcc.shape}, {peaks.shape}")
-    if (mfcc.shape[2], peaks.shape[2]) != (a.coeffs, a.bands):
-        raise ModelError(
-            f"model {loaded.name!r} expects {a.coeffs} MFCC coefficients and {a.bands} contrast "
-            f"bands, got {mfcc.shape[2]} and {peaks.shape[2]}"
-        )
-    if lengths is None:
-        lengths = np.full(len(mfcc), mfcc.shape[1] * MFCC_STEP)  # whole chunks: every stored frame
-    lengths = np.asarray(lengths)
-    if lengths.shape != (len(mfcc),):
-        raise ModelError(f"expected one length per chunk ({len(mfcc)}), got shape {lengths.shape}")
-    m, c = prepare(mfcc, peaks, loaded.norm, loaded.frames)
-    valid = valid_frames(torch.from_numpy(lengths.astype(np.int64)), loaded.frames)
-    device = next(loaded.module.parameters()).device
-    loaded.module.eval()
-    out = [
-        torch.softmax(loaded.module(mb.to(device), cb.to(device), vb.to(device)).float(), dim=1).cpu()
-        for mb, cb, vb in zip(m.split(batch_size), c.split(batch_size), valid.split(batch_size), strict=True)
-    ]
-    if not out:
-        return np.zeros((0, len(loaded.genres)), dtype=np.float32)
-    return torch.cat(out).numpy()

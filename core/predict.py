@@ -87,7 +87,7 @@ class QueryResult:
 
 def settings_for(loaded: LoadedModel, settings: Settings) -> Settings:
     """The user's settings with the audio framing and backend the model was trained on."""
-    trained = loaded.card["features"]["config"]
+    trained = loaded.card.features.config
     s = copy.deepcopy(settings)
     s.audio.sample_rate = int(trained["sample_rate"])
     s.audio.chunk_seconds = float(trained["chunk_seconds"])
@@ -125,7 +125,6 @@ def classify_file(
     the store for those settings (opened here when not given)."""
     from .extract import extract_song
     from .features import get_backend
-    from .model import predict_chunks
 
     _one_cpu_thread(loaded)
     info = audio.probe(path)
@@ -226,3 +225,50 @@ def _one_cpu_thread(loaded: LoadedModel) -> None:
 
     if next(loaded.module.parameters()).device.type == "cpu":
         torch.set_num_threads(1)
+
+
+def predict_chunks(
+    loaded: LoadedModel,
+    mfcc: np.ndarray,
+    peaks: np.ndarray,
+    lengths: np.ndarray | None = None,
+    batch_size: int = 256,
+) -> np.ndarray:
+    """Raw features of C chunks ([C, T, 20], [C, T, bands]) -> probabilities [C, genres].
+
+    `lengths` [C] are the chunks' true lengths in samples before zero-padding (the store's
+    `Entry.lengths`); None means every chunk is whole. Applies the card's compression,
+    standardisation and frame count, so the caller passes the store's (or the feature
+    backend's) arrays unchanged.
+    """
+    import torch
+
+    from .tensors import MFCC_STEP, prepare, valid_frames
+
+    a = loaded.card.architecture
+    if mfcc.ndim != 3 or peaks.ndim != 3 or len(mfcc) != len(peaks):
+        raise ModelError(f"expected [C, T, k] arrays for both inputs, got {mfcc.shape}, {peaks.shape}")
+    if (mfcc.shape[2], peaks.shape[2]) != (a.coeffs, a.bands):
+        raise ModelError(
+            f"model {loaded.name!r} expects {a.coeffs} MFCC coefficients and {a.bands} contrast "
+            f"bands, got {mfcc.shape[2]} and {peaks.shape[2]}"
+        )
+    if lengths is None:
+        lengths = np.full(len(mfcc), mfcc.shape[1] * MFCC_STEP)  # whole chunks: every stored frame
+    lengths = np.asarray(lengths)
+    if lengths.shape != (len(mfcc),):
+        raise ModelError(f"expected one length per chunk ({len(mfcc)}), got shape {lengths.shape}")
+    m, c = prepare(mfcc, peaks, loaded.card.normalisation, loaded.card.frames)
+    valid = valid_frames(torch.from_numpy(lengths.astype(np.int64)), loaded.card.frames)
+    device = next(loaded.module.parameters()).device
+    loaded.module.eval()
+    with torch.no_grad():
+        out = [
+            torch.softmax(loaded.module(mb.to(device), cb.to(device), vb.to(device)).float(), dim=1).cpu()
+            for mb, cb, vb in zip(
+                m.split(batch_size), c.split(batch_size), valid.split(batch_size), strict=True
+            )
+        ]
+    if not out:
+        return np.zeros((0, len(loaded.genres)), dtype=np.float32)
+    return torch.cat(out).numpy()

@@ -12,29 +12,24 @@ import dataclasses
 import fcntl
 import hashlib
 import json
-import math
 import os
 import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
-import torch
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
-from torch import nn
+from typing import TYPE_CHECKING
 
 from .atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .card import FORMAT_VERSION, CardError, ModelCard, Weights
 from .config import Settings
 from .errors import ModelError
-from .model import KINDS, MIN_FRAMES, Architecture, Sizes, build
-from .tensors import Norm
 from .workspace import Workspace, check_writable
 
-FORMAT_VERSION = 1
+if TYPE_CHECKING:  # torch is imported where weights are read or written, not to list models
+    import torch
+    from torch import nn
+
 WEIGHTS, CARD, HISTORY, CHECKPOINT = "weights.safetensors", "model.json", "history.csv", "checkpoint"
 LOCK = ".lock"  # held (flock) by the run training the model; the kernel drops it if the run dies
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -47,11 +42,11 @@ class LoadedModel:
     name: str
     path: Path
     module: nn.Module
-    card: dict[str, Any]
-    architecture: Architecture
-    genres: list[str]
-    norm: Norm
-    frames: tuple[int, int]  # (T_mfcc, T_sc) inputs are padded or cropped to
+    card: ModelCard
+
+    @property
+    def genres(self) -> list[str]:
+        return self.card.genres
 
 
 @dataclass
@@ -82,29 +77,33 @@ def model_dir(workspace: Workspace, name: str) -> Path:
     return workspace.models / check_name(name)
 
 
-def _sha256(data: bytes) -> str:
+def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _tensor_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
+def tensor_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
+    from safetensors.torch import save as save_safetensors
+
     return save_safetensors({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
 
 
-def save(workspace: Workspace, name: str, module: nn.Module, card: dict[str, Any]) -> Path:
+def save(workspace: Workspace, module: nn.Module, card: ModelCard) -> Path:
     """Write weights, history.csv, then model.json (the file that makes the folder a model)."""
-    folder = model_dir(workspace, name)
-    weights = _tensor_bytes(module.state_dict())
+    folder = model_dir(workspace, card.name)
+    weights = tensor_bytes(module.state_dict())
     atomic_write_bytes(folder / WEIGHTS, weights)
-    history = pd.DataFrame(card.get("history", []))
-    atomic_write_text(folder / HISTORY, history.to_csv(index=False))
-    card = {
-        "format_version": FORMAT_VERSION,
-        "name": name,
-        **card,
-        "weights": {"file": WEIGHTS, "sha256": _sha256(weights)},
-    }
-    atomic_write_json(folder / CARD, card)
+    atomic_write_text(folder / HISTORY, _history_csv(card))
+    card.weights = Weights(WEIGHTS, sha256(weights))
+    atomic_write_json(folder / CARD, card.to_json())
     return folder
+
+
+def _history_csv(card: ModelCard) -> str:
+    names = [f.name for f in dataclasses.fields(card.history[0])] if card.history else []
+    rows = [",".join(names)] + [
+        ",".join("" if v is None else str(v) for v in dataclasses.astuple(h)) for h in card.history
+    ]
+    return "\n".join(rows) + "\n"
 
 
 def _busy(name: str) -> ModelError:
@@ -167,14 +166,14 @@ def is_training(folder: Path) -> bool:
     return False
 
 
-def _damaged(name: str, why: str) -> ModelError:
+def damaged(name: str, why: str) -> ModelError:
     return ModelError(f"model {name!r}: {why}; train it again or remove it (`genre models rm {name}`)")
 
 
-def read_card(folder: Path, name: str) -> dict[str, Any]:
-    """The parsed model.json; refuses a missing, unreadable or too new one."""
+def read_card(folder: Path, name: str) -> ModelCard:
+    """The checked model.json; refuses a missing, unreadable, malformed or too new one."""
     try:
-        card = json.loads((folder / CARD).read_text(encoding="utf-8"))
+        data = json.loads((folder / CARD).read_text(encoding="utf-8"))
     except FileNotFoundError:
         if (folder / CHECKPOINT).is_dir():
             raise ModelError(
@@ -183,75 +182,52 @@ def read_card(folder: Path, name: str) -> dict[str, Any]:
             ) from None
         raise ModelError(f"no model named {name!r} (see `genre models list`)") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise _damaged(name, f"{CARD} is unreadable ({exc})") from None
-    if not isinstance(card, dict) or not isinstance(card.get("format_version"), int):
-        raise _damaged(name, f"{CARD} has no format_version")
-    if card["format_version"] > FORMAT_VERSION:
+        raise damaged(name, f"{CARD} is unreadable ({exc})") from None
+    version = data.get("format_version") if isinstance(data, dict) else None
+    if not isinstance(version, int):
+        raise damaged(name, f"{CARD} has no format_version")
+    if version > FORMAT_VERSION:
         raise ModelError(
             f"model {name!r} was saved by a newer genre-erkennung (format version "
-            f"{card['format_version']}, this one reads up to {FORMAT_VERSION}): upgrade to use it"
+            f"{version}, this one reads up to {FORMAT_VERSION}): upgrade to use it"
         )
-    return card
-
-
-def _parse(card: dict[str, Any]) -> tuple[Architecture, list[str], Norm, tuple[int, int]]:
-    """The parts of a card needed to rebuild the model; raises ValueError on anything odd."""
-    arch = Architecture.from_json(card["architecture"])
-    for f in dataclasses.fields(Sizes):
-        v = getattr(arch.sizes, f.name)
-        ok = 0 <= v < 1 if f.name.endswith("dropout") else isinstance(v, int) and v >= 1
-        if not ok or isinstance(v, bool):
-            raise ValueError(f"architecture size {f.name} = {v!r}")
-    if arch.kind not in KINDS:
-        raise ValueError(f"unknown architecture {arch.kind!r}")
-    genres = card["genres"]
-    if (
-        not isinstance(genres, list)
-        or not all(isinstance(g, str) for g in genres)
-        or len(set(genres)) != len(genres)
-        or len(genres) != arch.genres
-        or len(genres) < 2
-    ):
-        raise ValueError(f"genres {genres!r} do not fit a {arch.genres}-genre model")
-    norm = Norm.from_json(card["normalisation"])
-    widths = (arch.coeffs, arch.coeffs, arch.bands, arch.bands)
-    for (key, values), width in zip(vars(norm).items(), widths, strict=True):
-        if values.shape != (width,) or not all(math.isfinite(v) for v in values):
-            raise ValueError(f"normalisation {key} is not {width} finite numbers")
-        if key.endswith("std") and not (values > 0).all():
-            raise ValueError(f"normalisation {key} holds values <= 0")
-    frames = tuple(card["input"]["frames"])
-    if len(frames) != 2 or not all(
-        isinstance(t, int) and t >= m for t, m in zip(frames, MIN_FRAMES, strict=True)
-    ):
-        raise ValueError(f"input frames {frames!r}")
-    if not isinstance(card["features"]["config_key"], str):
-        raise ValueError("features.config_key is not a string")
-    return arch, genres, norm, (int(frames[0]), int(frames[1]))
+    try:
+        return ModelCard.from_json(data)
+    except CardError as exc:
+        raise damaged(name, f"{CARD} is incomplete or malformed ({exc})") from None
 
 
 def load(workspace: Workspace, name: str, device: str | torch.device = "cpu") -> LoadedModel:
     """Check the card and the weights' checksum, rebuild the module, load weights (no pickle)."""
-    folder = model_dir(workspace, name)
-    card = read_card(folder, name)
-    try:
-        arch, genres, norm, frames = _parse(card)
-        expected = card["weights"]["sha256"]
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise _damaged(name, f"{CARD} is incomplete or malformed ({exc})") from None
-    try:
-        data = (folder / WEIGHTS).read_bytes()
-    except OSError as exc:
-        raise _damaged(name, f"{WEIGHTS} cannot be read ({exc.strerror})") from None
-    if _sha256(data) != expected:
-        raise _damaged(name, f"{WEIGHTS} is damaged (its checksum does not match {CARD})")
-    module = build(arch)
+    from safetensors.torch import load as load_safetensors
+
+    from .model import MIN_FRAMES, build
+
+    card, data = verified(workspace, name)
+    if any(t < m for t, m in zip(card.frames, MIN_FRAMES, strict=True)):
+        raise damaged(name, f"{CARD} has input frames {card.frames}, fewer than the layers need")
+    module = build(card.architecture)
     try:
         module.load_state_dict(load_safetensors(data))
     except Exception as exc:  # safetensors raises its own error type for malformed headers
-        raise _damaged(name, f"{WEIGHTS} does not fit the architecture ({exc})") from None
+        raise damaged(name, f"{WEIGHTS} does not fit the architecture ({exc})") from None
     module.to(device).eval()
-    return LoadedModel(name, folder, module, card, arch, genres, norm, frames)
+    return LoadedModel(name, model_dir(workspace, name), module, card)
+
+
+def verified(workspace: Workspace, name: str) -> tuple[ModelCard, bytes]:
+    """The checked card and the weights' bytes, whose checksum it names (no torch needed)."""
+    folder = model_dir(workspace, name)
+    card = read_card(folder, name)
+    if card.weights is None:
+        raise damaged(name, f"{CARD} names no weights")
+    try:
+        data = (folder / WEIGHTS).read_bytes()
+    except OSError as exc:
+        raise damaged(name, f"{WEIGHTS} cannot be read ({exc.strerror})") from None
+    if sha256(data) != card.weights.sha256:
+        raise damaged(name, f"{WEIGHTS} is damaged (its checksum does not match {CARD})")
+    return card, data
 
 
 def _info(folder: Path) -> ModelInfo:
@@ -261,12 +237,13 @@ def _info(folder: Path) -> ModelInfo:
         return info
     try:
         card = read_card(folder, folder.name)
-        info.created, info.status = card["created"], card["status"]
-        info.kind, info.genres = card["architecture"]["kind"], card["genres"]
-        info.song_accuracy = card["metrics"]["song_accuracy"]
-        info.baseline_song_accuracy = card["baseline"]["song_accuracy"]
-    except (ModelError, KeyError, TypeError) as exc:
-        info.error = str(exc) if isinstance(exc, ModelError) else f"{CARD} lacks {exc}"
+    except ModelError as exc:
+        info.error = str(exc)
+        return info
+    info.created, info.status = card.created, card.status
+    info.kind, info.genres = card.architecture.kind, card.genres
+    info.song_accuracy = card.metrics.song_accuracy
+    info.baseline_song_accuracy = card.baseline.song_accuracy
     return info
 
 
@@ -303,41 +280,16 @@ def remove(workspace: Workspace, name: str) -> Path:
     return folder
 
 
-def check_features(card: dict[str, Any], settings: Settings) -> None:
+def check_features(card: ModelCard, settings: Settings) -> None:
     """Refuse a model whose features differ from what the current settings compute."""
     from .store import config_key, feature_config
 
-    have = card["features"]
-    if have["config_key"] == config_key(settings):
+    if card.features.config_key == config_key(settings):
         return
-    want = feature_config(settings)
-    trained = have.get("config", {})
+    want, trained = feature_config(settings), card.features.config
     diff = sorted(k for k in set(want) | set(trained) if want.get(k) != trained.get(k))
     detail = "; ".join(f"{k}: model {trained.get(k)!r}, now {want.get(k)!r}" for k in diff[:4])
     raise ModelError(
-        f"model {card.get('name', '?')!r} was trained on other features ({detail or 'config key'}):"
+        f"model {card.name!r} was trained on other features ({detail or 'config key'}):"
         " set the same audio/features settings, or train a model with the current ones"
     )
-
-
-def save_checkpoint(folder: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    """State of a run to continue later: tensors in safetensors, the rest in JSON naming them."""
-    data = _tensor_bytes(tensors)
-    atomic_write_bytes(folder / CHECKPOINT / "state.safetensors", data)
-    atomic_write_json(folder / CHECKPOINT / "state.json", {**meta, "tensors_sha256": _sha256(data)})
-
-
-def load_checkpoint(folder: Path, name: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    where = folder / CHECKPOINT
-    try:
-        meta = json.loads((where / "state.json").read_text(encoding="utf-8"))
-        data = (where / "state.safetensors").read_bytes()
-    except FileNotFoundError:
-        raise ModelError(f"model {name!r} has no stopped run to resume") from None
-    except (OSError, ValueError) as exc:
-        raise _damaged(name, f"its checkpoint is unreadable ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("tensors_sha256") != _sha256(data):
-        raise _damaged(name, "its checkpoint is damaged (checksum mismatch)")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise ModelError(f"model {name!r}: its checkpoint is from a newer genre-erkennung")
-    return load_safetensors(data), meta

@@ -16,11 +16,11 @@ import shlex
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
+from .card import Norm
 from .dataset import Dataset, Song
 from .errors import GenreError, NotExtracted
 from .store import DamagedEntry, Entry, FeatureStore
@@ -38,26 +38,6 @@ def valid_frames(lengths: torch.Tensor, frames: tuple[int, int]) -> torch.Tensor
     """
     blocks = torch.div(lengths + (MFCC_STEP - 1), MFCC_STEP, rounding_mode="floor")
     return torch.stack([blocks.clamp(1, frames[0]), (2 * blocks).clamp(1, frames[1])], dim=1)
-
-
-@dataclass
-class Norm:
-    """Per-coefficient mean and std of the training split (after log-compressing contrast)."""
-
-    mfcc_mean: np.ndarray  # float32 [coeffs]
-    mfcc_std: np.ndarray
-    contrast_mean: np.ndarray  # float32 [bands]
-    contrast_std: np.ndarray
-
-    def to_json(self) -> dict[str, list[float]]:
-        return {k: [float(x) for x in v] for k, v in vars(self).items()}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Norm:
-        return cls(**{k: np.asarray(data[k], dtype=np.float32) for k in _NORM_KEYS})
-
-
-_NORM_KEYS = ("mfcc_mean", "mfcc_std", "contrast_mean", "contrast_std")
 
 
 @dataclass

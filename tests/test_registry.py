@@ -17,7 +17,7 @@ from train_helpers import features, make_dataset
 from genre_erkennung.core import registry
 from genre_erkennung.core.config import Settings
 from genre_erkennung.core.errors import ModelError
-from genre_erkennung.core.model import predict_chunks
+from genre_erkennung.core.predict import predict_chunks
 from genre_erkennung.core.train import TrainResult, predict_logits, train
 from genre_erkennung.core.workspace import Workspace
 
@@ -73,7 +73,7 @@ def test_model_folder_is_complete(trained: tuple[Workspace, TrainResult, Path]) 
     assert card["features"]["config_key"] == "synthetic"
     assert card["features"]["config"] == {"backend": "synthetic", "frames": 40}
     assert card["input"]["frames"] == [40, 80]
-    assert card["dataset"]["fingerprint"] == result.card["dataset"]["fingerprint"]
+    assert card["dataset"]["fingerprint"] == result.card.dataset.fingerprint
     assert card["metrics"]["confusion"]["counts"] and card["baseline"]["song_accuracy"] >= 0
     assert len(pd.read_csv(folder / "history.csv")) == 3
 
@@ -92,12 +92,12 @@ def test_reload_gives_identical_predictions(trained: tuple[Workspace, TrainResul
     from genre_erkennung.core.metrics import evaluate
 
     ds, store = make_dataset(root / "again")
-    data = tensors.load_dataset(ds, store, loaded.norm, loaded.frames, loaded.genres)
+    data = tensors.load_dataset(ds, store, loaded.card.normalisation, loaded.card.frames, loaded.genres)
     logits = predict_logits(loaded.module, data.test, torch.device("cpu"))
     m = evaluate(
         torch.softmax(logits, 1).numpy(), data.test.labels.numpy(), data.test.songs.numpy(), loaded.genres
     )
-    assert m.to_json() == result.card["metrics"]
+    assert m.to_json() == result.card.to_json()["metrics"]
 
 
 def test_predictions_of_padded_chunks_ignore_the_padding(
@@ -157,7 +157,7 @@ def test_weights_that_do_not_fit_are_refused(ws: Workspace) -> None:
     folder = ws.models / "tiny"
     save_file({"something": torch.zeros(3)}, folder / "weights.safetensors")
     card = json.loads((folder / "model.json").read_text())
-    card["weights"]["sha256"] = registry._sha256((folder / "weights.safetensors").read_bytes())
+    card["weights"]["sha256"] = registry.sha256((folder / "weights.safetensors").read_bytes())
     (folder / "model.json").write_text(json.dumps(card))
     with pytest.raises(ModelError, match="does not fit the architecture"):
         registry.load(ws, "tiny")
@@ -186,5 +186,7 @@ def test_check_features_refuses_a_mismatching_model(trained: tuple[Workspace, Tr
     settings = Settings()
     with pytest.raises(ModelError, match="trained on other features"):
         registry.check_features(card, settings)
-    matching = {**card, "features": {**card["features"], "config_key": config_key(settings)}}
+    matching = dataclasses.replace(
+        card, features=dataclasses.replace(card.features, config_key=config_key(settings))
+    )
     registry.check_features(matching, settings)

@@ -14,11 +14,14 @@ from train_helpers import make_dataset
 
 from genre_erkennung.core import registry, tensors
 from genre_erkennung.core.config import Settings
+from genre_erkennung.core.device import pick_device
 from genre_erkennung.core.errors import Cancelled, GenreError
 from genre_erkennung.core.events import EpochEnd, Event, Message
 from genre_erkennung.core.metrics import baseline, class_weights, evaluate
 from genre_erkennung.core.model import Architecture, build
-from genre_erkennung.core.train import Run, RunState, fit, measure_threads, pick_device, train
+from genre_erkennung.core.run import Run, RunState
+from genre_erkennung.core.threads import measure_threads
+from genre_erkennung.core.train import fit, train
 from genre_erkennung.core.workspace import Workspace
 
 
@@ -56,10 +59,10 @@ def test_stopped_run_saves_its_best_and_resumes_exactly(tmp_path: Path) -> None:
 
     part = train(ds, settings(), ws, store=store, name="part", report=stop_after_two, cancel=cancel)
     assert part.stopped == "cancelled"
-    assert part.card["status"] == "stopped" and len(part.history) == 2
+    assert part.card.status == "stopped" and len(part.history) == 2
     registry.load(ws, "part")  # the best epoch so far is a usable model
     resumed = train(ds, settings(device="cpu"), ws, store=store, name="part", resume=True)
-    assert resumed.stopped == "epochs" and resumed.card["status"] == "complete"
+    assert resumed.stopped == "epochs" and resumed.card.status == "complete"
     assert [h.loss for h in resumed.history] == [h.loss for h in whole.history]
     assert resumed.metrics.to_json() == whole.metrics.to_json()
     with pytest.raises(GenreError, match="pass a larger --epochs"):
@@ -122,8 +125,8 @@ def test_class_weights_when_genres_are_imbalanced(tmp_path: Path) -> None:
     ws = Workspace(tmp_path / "ws")
     on = train(ds, settings(epochs=2), ws, store=store, name="on")
     off = train(ds, settings(epochs=2, balance=False), ws, store=store, name="off")
-    assert on.card["training"]["class_weights"] is not None
-    assert off.card["training"]["class_weights"] is None
+    assert on.card.training.class_weights is not None
+    assert off.card.training.class_weights is None
 
 
 def test_metrics_vote_by_song_and_balance_genres() -> None:
@@ -256,9 +259,10 @@ def test_without_validation_songs_every_epoch_runs_and_the_last_is_kept(tmp_path
     result = train(
         ds, settings(epochs=3, validation_share=0.0, model="contrast"), ws, store=store, report=events.append
     )
-    assert result.stopped == "epochs" and result.card["training"]["best_epoch"] == 3
+    assert result.stopped == "epochs" and result.card.training.best_epoch == 3
     assert [h.val_loss for h in result.history] == [None, None, None]
     assert all(e.val_loss != e.val_loss for e in events if isinstance(e, EpochEnd))  # NaN
     assert (
-        result.name.startswith("contrast-") and registry.load(ws, result.name).architecture.kind == "contrast"
+        result.name.startswith("contrast-")
+        and registry.load(ws, result.name).card.architecture.kind == "contrast"
     )

@@ -30,11 +30,29 @@ from genre_erkennung.core.workspace import Workspace, from_settings
 out = Console(highlight=False, soft_wrap=True, markup=False, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
-STOP_REASONS = {
+_STOP_REASONS = {
     "epochs": "all epochs run",
     "early-stop": "stopped early: validation loss stopped improving",
     "cancelled": "stopped by you",
 }
+
+
+def stop_reason(stopped: str) -> str:
+    """Why a training run ended, in words (the card keeps the short code)."""
+    return _STOP_REASONS.get(stopped, stopped)
+
+
+def genre_list(genres: list[str]) -> str:
+    """Genres joined so that a name holding a comma stays one name: `a, "b, c"`."""
+    return ", ".join(f'"{g}"' if "," in g or '"' in g else g for g in genres)
+
+
+def clock(seconds: float) -> str:
+    """m:ss, or h:mm:ss from an hour on: song positions and durations everywhere."""
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="TOML config file (see sample_config.toml).")

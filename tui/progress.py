@@ -17,6 +17,7 @@ from rich.text import Text
 
 from genre_erkennung.core import events as ev
 
+from . import common
 from .common import err
 
 
@@ -61,16 +62,10 @@ class ProgressReporter:
                         Text.assemble(("failed: ", "red"), f"{event.path}: {event.error}")
                     )
             case ev.ExtractProgress(realtime_factor=rtf, eta=eta) if self.task is not None:
-                eta_text = f", ETA {_clock(eta)}" if eta is not None else ""
+                eta_text = f", ETA {common.clock(eta)}" if eta is not None else ""
                 self.progress.update(self.task, info=f"{rtf:.0f}x realtime{eta_text}")
             case ev.Message(text=text, level=level):
                 style = "yellow" if level == "warning" else "dim"
                 self.progress.console.print(Text(text, style=style))
             case _:
                 pass
-
-
-def _clock(seconds: float) -> str:
-    m, s = divmod(int(seconds + 0.5), 60)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

@@ -92,9 +92,10 @@ def get_backend(settings: FeatureSettings) -> Backend:
         from .sonic import SonicBackend
 
         return SonicBackend(settings.sonic_annotator)
-    from .native import NativeBackend, pick_device
+    from ..device import pick_device
+    from .native import NativeBackend
 
-    return NativeBackend(pick_device(settings.device))
+    return NativeBackend(pick_device(settings.device, "features.device"))
 
 
 def file_features(

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .. import audio
-from ..errors import AudioError, ToolMissing
+from ..errors import AudioError
 from . import FeatureBatch
 
 NAME = "native"
@@ -246,16 +246,6 @@ def segment_features(seg: torch.Tensor, sample_rate: int) -> tuple[torch.Tensor,
     mfcc = _mfcc(seg, c, n_new // MFCC_STEP)
     peaks, valleys = _contrast(_contrast_magnitudes(seg, c, n_new // SC_STEP))
     return mfcc, peaks, valleys
-
-
-def pick_device(setting: str) -> torch.device:
-    """auto -> CUDA when torch sees a GPU, else the CPU; cuda without a GPU is an error."""
-    if setting == "cuda" and not torch.cuda.is_available():
-        raise ToolMissing(
-            f"features.device = cuda, but torch {torch.__version__} sees no CUDA GPU: "
-            "set features.device to auto or cpu"
-        )
-    return torch.device("cuda" if setting != "cpu" and torch.cuda.is_available() else "cpu")
 
 
 def _padded(chunks: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -19,12 +19,6 @@ app = typer.Typer(
 )
 
 
-def _hours(seconds: float) -> str:
-    m, s = divmod(round(seconds), 60)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{s:02d}"
-
-
 @app.command()
 @common.handle_errors
 def show(
@@ -51,7 +45,7 @@ def show(
         cells: list[str] = [genre]
         for split in ds_mod.SPLITS:
             r = rows[split, genre]
-            cells += [str(r.songs) + (f" (+{r.failed} bad)" if r.failed else ""), _hours(r.seconds)]
+            cells += [str(r.songs) + (f" (+{r.failed} bad)" if r.failed else ""), common.clock(r.seconds)]
         table.add_row(*cells)
     common.out.print(table)
     common.out.print(f"fingerprint {ds.fingerprint}, {len(ds.usable())} usable songs")

@@ -79,10 +79,10 @@ def demo(
     ctx = common.load(config, workspace, training__model="merged", training__epochs=epochs)
     from genre_erkennung.core import dataset as ds_mod
     from genre_erkennung.core import demo as demo_mod
+    from genre_erkennung.core.device import pick_device
     from genre_erkennung.core.errors import Cancelled, GenreError
     from genre_erkennung.core.extract import extract as run_extract
     from genre_erkennung.core.predict import query as run_query
-    from genre_erkennung.core.train import pick_device
     from genre_erkennung.core.train import train as run_train
 
     from ..progress import ProgressReporter
@@ -134,12 +134,11 @@ def demo(
     _step(3, f"training the merged model {name}")
     with _ctrl_c_stops(cancel), EpochTable() as table:
         result = run_train(ds, ctx.settings, ws, name=name, report=table, cancel=cancel)
-    t = result.card["training"]
+    t = result.card.training
     common.err.print(
         Text(
-            f"saved model {result.name} to {result.path} (best epoch {t['best_epoch']} of "
-            f"{t['epochs_run']}; {common.STOP_REASONS.get(t['stopped'], t['stopped'])}; "
-            f"{t['seconds']:.0f} s)",
+            f"saved model {result.name} to {result.path} (best epoch {t.best_epoch} of "
+            f"{t.epochs_run}; {common.stop_reason(t.stopped)}; {t.seconds:.0f} s)",
             style="dim",
         )
     )
@@ -157,11 +156,11 @@ def demo(
     summary, _per_genre, confusion = metrics_tables(result.card)
     common.out.print(summary)
     common.out.print(confusion)
-    m = result.card["metrics"]
-    if m["song_accuracy"] < 0.75:
+    m = result.card.metrics
+    if m.song_accuracy < 0.75:
         common.err.print(
             Text(
-                f"song accuracy {_pct(m['song_accuracy'])} is low for four such distinct styles: "
+                f"song accuracy {_pct(m.song_accuracy)} is low for four such distinct styles: "
                 f"please report it with the output of `genre models show {result.name}`",
                 style="yellow",
             )
@@ -181,10 +180,10 @@ def demo(
     print_song(song_result, loaded.genres)
 
     v = song_result.verdict
-    right = round(m["song_accuracy"] * m["songs"])
+    right = round(m.song_accuracy * m.songs)
     common.out.print(
-        f"Song accuracy on the demo test split: {_pct(m['song_accuracy'])} "
-        f"({right} of {m['songs']} songs; chunks {_pct(m['chunk_accuracy'])}; "
+        f"Song accuracy on the demo test split: {_pct(m.song_accuracy)} "
+        f"({right} of {m.songs} songs; chunks {_pct(m.chunk_accuracy)}; "
         f"chance {_pct(1 / len(loaded.genres))})"
     )
     common.out.print(

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from .. import common
+
+if TYPE_CHECKING:
+    from genre_erkennung.core.card import EpochStats, ModelCard
 
 app = typer.Typer(help="Saved models: list, show a card, remove.", no_args_is_help=True)
 
@@ -19,12 +23,12 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
-def metrics_tables(card: dict[str, Any]) -> list[Table]:
+def metrics_tables(card: ModelCard) -> list[Table]:
     """Model vs baseline scores, per-genre precision/recall/F1, and the confusion matrix."""
-    m, b = card["metrics"], card["baseline"]
-    summary = Table(title=f"test split: {m['songs']} songs, {m['chunks']} chunks", title_justify="left")
+    m, b = card.metrics, card.baseline
+    summary = Table(title=f"test split: {m.songs} songs, {m.chunks} chunks", title_justify="left")
     summary.add_column("score")
-    summary.add_column(card["architecture"]["kind"], justify="right")
+    summary.add_column(card.architecture.kind, justify="right")
     summary.add_column("baseline", justify="right")
     for label, key in (
         ("song accuracy (majority vote)", "song_accuracy"),
@@ -33,49 +37,45 @@ def metrics_tables(card: dict[str, Any]) -> list[Table]:
         ("balanced accuracy (chunks)", "balanced_accuracy"),
         ("balanced accuracy (songs)", "song_balanced_accuracy"),
     ):
-        summary.add_row(label, _pct(m[key]), _pct(b[key]))
+        summary.add_row(label, _pct(getattr(m, key)), _pct(getattr(b, key)))
     per_genre = Table(title="per genre (chunks)", title_justify="left")
     for col in ("genre", "precision", "recall", "F1", "chunks"):
         per_genre.add_column(col, justify="left" if col == "genre" else "right")
-    for genre, row in m["per_genre"].items():
-        per_genre.add_row(
-            genre, _pct(row["precision"]), _pct(row["recall"]), _pct(row["f1"]), str(row["support"])
-        )
-    genres = m["confusion"]["genres"]
+    for genre, row in m.per_genre.items():
+        per_genre.add_row(genre, _pct(row.precision), _pct(row.recall), _pct(row.f1), str(row.support))
+    genres = m.confusion.genres
     confusion = Table(title="confusion (rows: true genre, columns: predicted; chunks)", title_justify="left")
     confusion.add_column("")
     for g in genres:
         confusion.add_column(g, justify="right")
-    for i, (g, counts) in enumerate(zip(genres, m["confusion"]["counts"], strict=True)):
+    for i, (g, counts) in enumerate(zip(genres, m.confusion.counts, strict=True)):
         cells = (Text(str(c), style="bold green" if i == j else "") for j, c in enumerate(counts))
         confusion.add_row(g, *cells)
     return [summary, per_genre, confusion]
 
 
-def _card_table(card: dict[str, Any]) -> Table:
-    t = card["training"]
-    sizes = ", ".join(f"{k}={v}" for k, v in card["architecture"]["sizes"].items())
-    s = card["settings"]
-    ds = card["dataset"]
+def _card_table(card: ModelCard) -> Table:
+    t, s, ds, a = card.training, card.settings, card.dataset, card.architecture
+    sizes = ", ".join(f"{k}={v}" for k, v in asdict(a.sizes).items())
     rows = {
-        "status": f"{card['status']} ({common.STOP_REASONS.get(t['stopped'], t['stopped'])}; "
-        f"best epoch {t['best_epoch']} of {t['epochs_run']})",
-        "created": card["created"],
-        "architecture": f"{card['architecture']['kind']}: {sizes}",
-        "genres": ", ".join(card["genres"]),
-        "features": f"{card['features']['backend']} (store {card['features']['config_key']}), "
-        f"frames {card['input']['frames'][0]} MFCC / {card['input']['frames'][1]} contrast",
-        "training": f"batch {s['batch_size']}, lr {s['learning_rate']:g}, seed {s['seed']}, "
-        f"patience {s['patience']}, validation {s['validation_share']:.0%}, "
-        f"balance {'on' if t['class_weights'] else 'off'}",
-        "ran on": f"{t['device']}"
-        + (f" ({t['gpu']})" if t["gpu"] else f", {t['threads']} thread(s)")
-        + f", {t['seconds']:.0f} s",
-        "dataset": f"{ds['root']} (fingerprint {ds['fingerprint']}), train {ds['train']['songs']} songs "
-        f"/ {ds['train']['chunks']} chunks, test {ds['test']['songs']} / {ds['test']['chunks']}",
-        "versions": ", ".join(f"{k} {v}" for k, v in card["versions"].items()),
+        "status": f"{card.status} ({common.stop_reason(t.stopped)}; "
+        f"best epoch {t.best_epoch} of {t.epochs_run})",
+        "created": card.created,
+        "architecture": f"{a.kind}: {sizes}",
+        "genres": common.genre_list(card.genres),
+        "features": f"{card.features.backend} (store {card.features.config_key}), "
+        f"frames {card.frames[0]} MFCC / {card.frames[1]} contrast",
+        "training": f"batch {s.batch_size}, lr {s.learning_rate:g}, seed {s.seed}, "
+        f"patience {s.patience}, validation {s.validation_share:.0%}, "
+        f"balance {'on' if t.class_weights else 'off'}",
+        "ran on": f"{t.device}"
+        + (f" ({t.gpu})" if t.gpu else f", {t.threads} thread(s)")
+        + f", {t.seconds:.0f} s",
+        "dataset": f"{ds.root} (fingerprint {ds.fingerprint}), train {ds.train.songs} songs "
+        f"/ {ds.train.chunks} chunks, test {ds.test.songs} / {ds.test.chunks}",
+        "versions": ", ".join(f"{k} {v}" for k, v in card.versions.items()),
     }
-    table = Table(show_header=False, box=None, title=f"model {card['name']}", title_justify="left")
+    table = Table(show_header=False, box=None, title=f"model {card.name}", title_justify="left")
     table.add_column(style="bold")
     table.add_column()
     for key, value in rows.items():
@@ -83,11 +83,11 @@ def _card_table(card: dict[str, Any]) -> Table:
     return table
 
 
-def history_plot(history: list[dict[str, Any]], width: int) -> str:
+def history_plot(history: list[EpochStats], width: int) -> str:
     """Loss and accuracy per epoch (training and validation) as terminal plots."""
     import plotext as plt
 
-    epochs = [h["epoch"] for h in history]
+    epochs = [h.epoch for h in history]
     plots = []
     for metric in ("loss", "accuracy"):
         plt.clear_figure()
@@ -96,8 +96,8 @@ def history_plot(history: list[dict[str, Any]], width: int) -> str:
         plt.title(metric)
         plt.xlabel("epoch")
         plt.xticks(epochs[:: max(1, len(epochs) // 10)])
-        plt.plot(epochs, [h[metric] for h in history], label="train")
-        val = [(h["epoch"], h[f"val_{metric}"]) for h in history if h[f"val_{metric}"] is not None]
+        plt.plot(epochs, [getattr(h, metric) for h in history], label="train")
+        val = [(h.epoch, v) for h in history if (v := getattr(h, f"val_{metric}")) is not None]
         if val:
             plt.plot([e for e, _ in val], [v for _, v in val], label="validation")
         plots.append(plt.build())
@@ -157,13 +157,13 @@ def show(
     from genre_erkennung.core import registry
 
     ctx = common.load(config, workspace)
-    card = registry.load(ctx.workspace, name).card
+    card, _ = registry.verified(ctx.workspace, name)
     common.out.print(_card_table(card))
     for table in metrics_tables(card):
         common.out.print(table)
-    if card["history"]:
+    if card.history:
         width = min(max(common.out.width, 60), 140)
-        common.out.print(Text.from_ansi(history_plot(card["history"], width)))
+        common.out.print(Text.from_ansi(history_plot(card.history, width)))
 
 
 @app.command()

@@ -139,8 +139,8 @@ def train(
         training__balance=False if no_balance else None,
     )
     from genre_erkennung.core.dataset import scan_dataset
+    from genre_erkennung.core.device import pick_device
     from genre_erkennung.core.errors import Cancelled
-    from genre_erkennung.core.train import pick_device
     from genre_erkennung.core.train import train as run_train
 
     pick_device(ctx.settings.training.device)  # a missing GPU is reported before any work
@@ -168,10 +168,10 @@ def train(
         )
     for t in metrics_tables(result.card):
         common.out.print(t)
-    t = result.card["training"]
+    t = result.card.training
     common.err.print(
-        f"saved model {result.name} to {result.path} (best epoch {t['best_epoch']} of "
-        f"{t['epochs_run']}; {common.STOP_REASONS.get(t['stopped'], t['stopped'])}; {t['seconds']:.0f} s)"
+        f"saved model {result.name} to {result.path} (best epoch {t.best_epoch} of "
+        f"{t.epochs_run}; {common.stop_reason(t.stopped)}; {t.seconds:.0f} s)"
     )
     if result.stopped == "cancelled":
         common.err.print(

@@ -1,0 +1,86 @@
+"""A training run's state after every epoch, so a stopped run continues exactly where it was.
+
+Weights, best weights, Adam's moments and the RNG states go into one safetensors file; counters,
+settings and the split into a JSON file beside it that names the tensors' SHA-256. No pickle.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load as load_safetensors
+
+from .atomic import atomic_write_bytes, atomic_write_json
+from .card import FORMAT_VERSION, EpochStats
+from .errors import ModelError
+from .registry import CHECKPOINT, damaged, sha256, tensor_bytes
+from .run import Run, RunState
+
+
+def save(folder: Path, run: Run, device: torch.device, static: dict[str, Any]) -> None:
+    """Write the run's state; `static` is what does not change between epochs (settings, split)."""
+    tensors = {f"model.{k}": v for k, v in run.model.state_dict().items()}
+    tensors |= {f"best.{k}": v for k, v in run.best.items()}
+    for i, slot in run.optimizer.state_dict()["state"].items():
+        tensors |= {f"optim.{i}.{k}": v for k, v in slot.items()}
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.shuffle"] = run.shuffle.get_state()
+    if device.type == "cuda":
+        tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
+    meta = {
+        **static,
+        "param_groups": run.optimizer.state_dict()["param_groups"],
+        "state": asdict(run.state),
+    }
+    data = tensor_bytes(tensors)
+    atomic_write_bytes(folder / CHECKPOINT / "state.safetensors", data)
+    atomic_write_json(folder / CHECKPOINT / "state.json", {**meta, "tensors_sha256": sha256(data)})
+
+
+def load(folder: Path, name: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The checked tensors and JSON of a stopped run."""
+    where = folder / CHECKPOINT
+    try:
+        meta = json.loads((where / "state.json").read_text(encoding="utf-8"))
+        data = (where / "state.safetensors").read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"model {name!r} has no stopped run to resume") from None
+    except (OSError, ValueError) as exc:
+        raise damaged(name, f"its checkpoint is unreadable ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("tensors_sha256") != sha256(data):
+        raise damaged(name, "its checkpoint is damaged (checksum mismatch)")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelError(f"model {name!r}: its checkpoint is from a newer genre-erkennung")
+    return load_safetensors(data), meta
+
+
+def restore(run: Run, tensors: dict[str, torch.Tensor], meta: dict[str, Any], device: torch.device) -> None:
+    """Put a loaded checkpoint back into a freshly built run."""
+
+    def part(prefix: str) -> dict[str, torch.Tensor]:
+        return {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+
+    run.model.load_state_dict(part("model."))
+    run.best = part("best.")
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in part("optim.").items():
+        i, name = key.split(".", 1)
+        state.setdefault(int(i), {})[name] = value
+    run.optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    torch.set_rng_state(tensors["rng.torch"])
+    run.shuffle.set_state(tensors["rng.shuffle"])
+    if device.type == "cuda" and "rng.cuda" in tensors:
+        torch.cuda.set_rng_state(tensors["rng.cuda"], device)
+    s = meta["state"]
+    run.state = RunState(
+        s["epoch"],
+        s["best_epoch"],
+        s["best_loss"],
+        s["bad_epochs"],
+        s["stopped"],
+        [EpochStats(**h) for h in s["history"]],
+    )

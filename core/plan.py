@@ -1,0 +1,134 @@
+"""What a training run trains on: a fresh run's split and statistics, or a stopped run's own.
+
+A resumed run uses the settings, validation split, statistics and feature store of the run it
+continues; only the device, threads and a new epoch total come from the caller.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import checkpoint
+from .card import Architecture, Norm, decode
+from .config import Settings, TrainingSettings
+from .dataset import Dataset
+from .errors import GenreError
+from .registry import list_models, model_dir
+from .store import FeatureStore, config_key, feature_config
+from .tensors import TrainingData, load_dataset, validation_split
+from .workspace import Workspace
+
+
+@dataclass
+class Plan:
+    name: str
+    folder: Path
+    store: FeatureStore
+    ts: TrainingSettings
+    data: TrainingData
+    fit_ids: list[int]
+    val_ids: list[int]
+    arch: Architecture
+    features: dict[str, Any]  # the store's feature config, for the card
+    checkpoint: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None
+
+
+def default_name(workspace: Workspace, kind: str) -> str:
+    base = f"{kind}-{datetime.now():%Y%m%d-%H%M%S}"
+    name, n = base, 1
+    while model_dir(workspace, name).exists():
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+def stopped_run(workspace: Workspace) -> str:
+    """The newest run that can be resumed."""
+    stopped = [i for i in list_models(workspace) if i.status in ("stopped", "incomplete")]
+    if not stopped:
+        raise GenreError("no stopped training run to resume (see `genre models list`)")
+    return stopped[-1].name
+
+
+def _store_features(store: FeatureStore, settings: Settings) -> dict[str, Any]:
+    """The feature config a store was made with (its manifest), for the model card."""
+    try:
+        return json.loads((store.folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return feature_config(settings) if store.key == config_key(settings) else {}
+
+
+def fresh(dataset: Dataset, settings: Settings, workspace: Workspace, store: FeatureStore, name: str) -> Plan:
+    ts = settings.training
+    data = load_dataset(dataset, store)
+    fit_ids, val_ids = validation_split(data.train, ts.validation_share, ts.seed)
+    arch = Architecture(
+        ts.model,
+        len(data.genres),
+        coeffs=int(data.train.mfcc.shape[2]),
+        bands=int(data.train.contrast.shape[2]),
+        sizes=dataclasses.replace(settings.model),
+    )
+    folder = model_dir(workspace, name)
+    return Plan(name, folder, store, ts, data, fit_ids, val_ids, arch, _store_features(store, settings))
+
+
+def resume(
+    dataset: Dataset,
+    settings: Settings,
+    workspace: Workspace,
+    store: FeatureStore | None,
+    name: str,
+    epochs: int | None,
+) -> Plan:
+    folder = model_dir(workspace, name)
+    tensors, meta = checkpoint.load(folder, name)
+    store = store or FeatureStore(workspace.features, meta["feature_key"])
+    ts = dataclasses.replace(
+        TrainingSettings(**meta["settings"]),
+        device=settings.training.device,
+        threads=settings.training.threads,
+        epochs=epochs or meta["settings"]["epochs"],
+    )
+    _check_resumable(name, meta, ts, dataset, store)
+    norm, frames = Norm.from_json(meta["norm"]), (meta["frames"][0], meta["frames"][1])
+    data = load_dataset(dataset, store, norm, frames, meta["genres"])
+    val_keys = set(meta["split"]["val"])
+    val_ids = [i for i, k in enumerate(data.train.song_keys) if k in val_keys]
+    fit_ids = [i for i, k in enumerate(data.train.song_keys) if k not in val_keys]
+    arch = decode(Architecture, meta["architecture"], "architecture")
+    features = _store_features(store, settings)
+    return Plan(name, folder, store, ts, data, fit_ids, val_ids, arch, features, (tensors, meta))
+
+
+def _check_resumable(
+    name: str, meta: dict[str, Any], ts: TrainingSettings, dataset: Dataset, store: FeatureStore
+) -> None:
+    state = meta["state"]
+    if state["stopped"] == "early-stop":
+        raise GenreError(
+            f"model {name!r} stopped early at epoch {state['epoch']} (validation loss no longer "
+            "improved): there is nothing to resume"
+        )
+    if state["epoch"] >= ts.epochs:
+        raise GenreError(
+            f"model {name!r} has trained {state['epoch']} of {ts.epochs} epochs: pass a larger "
+            "--epochs to continue it"
+        )
+    if meta["fingerprint"] != dataset.fingerprint:
+        raise GenreError(
+            f"the dataset changed since model {name!r} was trained (fingerprint "
+            f"{meta['fingerprint']} -> {dataset.fingerprint}): train a new model instead"
+        )
+    if meta["feature_key"] != store.key:
+        raise GenreError(
+            f"model {name!r} was trained on features {meta['feature_key']}, not {store.key}: "
+            "resume it from the store it was trained on"
+        )

@@ -1,0 +1,50 @@
+"""One training run in memory: what an epoch needs, and what a checkpoint saves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .card import EpochStats
+from .device import autocast
+from .tensors import Tensors
+
+
+@dataclass
+class RunState:
+    """The counters of a run; with weights, optimizer and RNG states, enough to continue it."""
+
+    epoch: int = 0  # epochs completed
+    best_epoch: int = 0
+    best_loss: float | None = None
+    bad_epochs: int = 0  # epochs since the validation loss last improved
+    stopped: str = ""  # "" while resumable; epochs | early-stop
+    history: list[EpochStats] = field(default_factory=list)
+
+
+@dataclass
+class Run:
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    shuffle: torch.Generator
+    state: RunState
+    best: dict[str, torch.Tensor]  # CPU copy of the best epoch's weights
+
+
+def step(
+    run: Run, data: Tensors, idx: torch.Tensor, device: torch.device, weight: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on the chunks `idx`; returns (summed loss, correct predictions) as
+    tensors on the device, so a GPU is not made to wait for the host after every batch."""
+    mfcc, contrast = data.mfcc[idx].to(device), data.contrast[idx].to(device)
+    labels, valid = data.labels[idx].to(device), data.valid(idx).to(device)
+    with autocast(device):
+        logits = run.model(mfcc, contrast, valid)
+    loss = F.cross_entropy(logits.float(), labels, weight=weight)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    run.optimizer.step()
+    return loss.detach() * len(idx), (logits.argmax(1) == labels).sum()
