@@ -21,6 +21,7 @@ demo: $(BIN)/genre
 test: $(BIN)/genre
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 bench: $(BIN)/genre

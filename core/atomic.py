@@ -42,7 +42,10 @@ def atomic_write(target: Path, write: Callable[[IO[bytes]], None]) -> None:
 
 
 def atomic_write_bytes(target: Path, data: bytes) -> None:
-    atomic_write(target, lambda f: f.write(data))
+    def write(f: IO[bytes]) -> None:
+        f.write(data)
+
+    atomic_write(target, write)
 
 
 def atomic_write_text(target: Path, text: str) -> None:

@@ -258,7 +258,7 @@ def decode(tp: Any, value: Any, where: str) -> Any:
                 kwargs[f.name] = decode(hints[f.name], value[f.name], key)
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise CardError(f"lacks {key}")
-        return tp(**kwargs)
+        return typing.cast(Any, tp)(**kwargs)
     if origin is list:
         if not isinstance(value, list):
             _fail(where, "a list", value)

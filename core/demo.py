@@ -535,7 +535,7 @@ def _soft_tone(c: _Ctx, hz: np.ndarray, t: np.ndarray) -> np.ndarray:
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def _hz(midi: np.ndarray | int) -> np.ndarray:
+def _hz(midi: np.ndarray | int) -> Any:
     return 440.0 * 2.0 ** ((np.asarray(midi, dtype=float) - 69) / 12)
 
 
@@ -562,7 +562,7 @@ def _envelope(t: np.ndarray, attack: float, decay: float) -> np.ndarray:
 def _notes(
     c: _Ctx,
     beats: np.ndarray,
-    keys: Sequence[Hashable],
+    keys: Sequence[Hashable] | np.ndarray,
     make: Callable[[Any], np.ndarray],
     jitter: float = 0.0,
 ) -> np.ndarray:

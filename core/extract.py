@@ -183,7 +183,7 @@ def extract_song(
             "source_rate": info.sample_rate,
             "created": time.time(),
         }
-        arrays = {
+        arrays: dict[str, np.ndarray | RawArray] = {
             **spill.arrays(),
             "starts": np.asarray(starts, dtype=np.float64),
             "lengths": np.asarray(lengths, dtype=np.int64),

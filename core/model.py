@@ -31,7 +31,8 @@ def _steps(layers: nn.Module, frames: torch.Tensor) -> torch.Tensor:
     for m in layers.modules():
         if isinstance(m, nn.Conv1d | nn.MaxPool1d):
             k, s, p, d = (
-                x if isinstance(x, int) else x[0] for x in (m.kernel_size, m.stride, m.padding, m.dilation)
+                int(x if isinstance(x, int) else x[0])
+                for x in (m.kernel_size, m.stride, m.padding, m.dilation)
             )
             frames = torch.div(frames + 2 * p - d * (k - 1) - 1, s, rounding_mode="floor") + 1
     return frames.clamp(min=1)

@@ -165,7 +165,7 @@ def _expand(
         return [(source, f.path, f.title, True) for f in fetch(source, workspace, max_items, report, cancel)]
     p = Path(source).expanduser()
     if p.is_dir():
-        songs = [(str(s), s, None, False) for s in _songs_below(p)]
+        songs: list[tuple[str, Path, str | None, bool]] = [(str(s), s, None, False) for s in _songs_below(p)]
         if not songs:
             raise GenreError(f"{source}: no song files in this folder")
         return songs

@@ -287,8 +287,8 @@ def _run(
         ),
         versions=_versions(),
     )
-    path = registry.save(workspace, model.cpu(), card)
-    return TrainResult(p.name, path, card, metrics, base, s.history, stopped)
+    folder = registry.save(workspace, model.cpu(), card)
+    return TrainResult(p.name, folder, card, metrics, base, s.history, stopped)
 
 
 def _versions() -> dict[str, str]:

@@ -108,7 +108,8 @@ def file_features(
     the machine is busy).
     """
     backend = get_backend(settings)
-    if getattr(backend, "device", None) is not None and backend.device.type == "cpu":
+    device = getattr(backend, "device", None)
+    if device is not None and device.type == "cpu":
         import torch
 
         torch.set_num_threads(1)

@@ -27,7 +27,7 @@ CSV_SOURCES = {
 
 def save_npz(path: Path, features: dict[str, np.ndarray]) -> None:
     """All arrays in one .npz, atomically (a crash leaves the old file or none)."""
-    atomic_write(Path(path), lambda f: np.savez(f, **features))
+    atomic_write(Path(path), lambda f: np.savez(f, allow_pickle=False, **features))
 
 
 def realtime(seconds: float) -> str:

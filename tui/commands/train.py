@@ -166,8 +166,8 @@ def train(
             report=table,
             cancel=cancel,
         )
-    for t in metrics_tables(result.card):
-        common.out.print(t)
+    for scores in metrics_tables(result.card):
+        common.out.print(scores)
     t = result.card.training
     common.err.print(
         f"saved model {result.name} to {result.path} (best epoch {t.best_epoch} of "

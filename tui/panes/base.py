@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
+from textual.app import App
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widget import Widget
@@ -96,9 +97,10 @@ class Pane(Vertical):
         return self.genre_app.new_cancel_token()
 
 
-def tone(widget: Widget, name: str) -> str:
+def tone(widget: Widget | App, name: str) -> str:
     """A Rich style colour from the current theme (e.g. 'text-error'), readable on dark and light."""
-    value = widget.app.theme_variables.get(name)
+    app = widget if isinstance(widget, App) else widget.app
+    value = app.theme_variables.get(name)
     return value or ""
 
 

@@ -211,7 +211,9 @@ class QueryPane(Pane):
 
     # ----------------------------------------------------------------- display
 
-    def show_results(self, genres: list[str], songs: list[Any], errors: list[tuple[str, str]] = ()) -> None:
+    def show_results(
+        self, genres: list[str], songs: list[Any], errors: list[tuple[str, str]] | None = None
+    ) -> None:
         """Add predict.SongResults to the recent list and show the first one."""
         for song in reversed(songs):
             self.recent.insert(0, (genres, song))

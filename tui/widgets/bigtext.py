@@ -87,8 +87,8 @@ class BigText(Widget):
             return Text(self.text, style="bold")
         return Text(f"{top}\n{bottom}")
 
-    def get_content_width(self, container, viewport) -> int:  # type: ignore[override]
+    def get_content_width(self, container, viewport) -> int:
         return len(render_big(self.text)[0]) if self.text else 0
 
-    def get_content_height(self, container, viewport, width: int) -> int:  # type: ignore[override]
+    def get_content_height(self, container, viewport, width: int) -> int:
         return 2

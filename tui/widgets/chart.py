@@ -57,5 +57,5 @@ class TrainingChart(PlotextPlot):
         if not all(math.isnan(v) for v in self.val_accuracy):
             plt.plot(x, self.val_accuracy, label="val acc", yside="right", marker="braille")
         step = max(1, -(-len(x) // 6))
-        plt.xticks(x[::step])
+        plt.xticks([float(t) for t in x[::step]])
         self.refresh()

@@ -69,7 +69,7 @@ class VoteStrip(Widget):
         self.genres = tuple(genres)
         self.votes = tuple(sorted(votes, key=lambda v: v.index))
 
-    def get_content_height(self, container, viewport, width: int) -> int:  # type: ignore[override]
+    def get_content_height(self, container, viewport, width: int) -> int:
         return 3
 
     def render(self) -> Text:
