@@ -195,3 +195,33 @@ def test_a_read_only_workspace_says_so_in_one_line(small: tuple[Path, Path], tmp
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and "not writable" in lines[0], proc.stderr
     assert (ws / "models" / "m" / "model.json").exists()
+
+
+def test_store_list_and_prune_keep_what_a_model_uses(small: tuple[Path, Path], tmp_path: Path) -> None:
+    ds, cfg = small
+    ws = tmp_path / "ws"
+    run_genre(
+        "train", "--dataset", ds, "--workspace", ws, "--config", cfg, "--extract", "--name", "m", check=True
+    )
+    other = tmp_path / "other.toml"
+    other.write_text(FAST.replace("chunk_seconds = 3.0", "chunk_seconds = 4.0"))
+    run_genre("extract", "--dataset", ds, "--workspace", ws, "--config", other, check=True)
+    (ws / "downloads").mkdir(exist_ok=True)
+    (ws / "downloads" / "x.part").write_bytes(b"0" * 1000)
+    listed = run_genre("store", "list", "--workspace", ws)
+    assert listed.returncode == 0, listed.stderr
+    assert "m" in listed.stdout and "nothing" in listed.stdout and "downloads" in listed.stdout
+    stores = sorted(p.name for p in (ws / "features").iterdir())
+    assert len(stores) == 2
+    dry = run_genre("store", "prune", "--dry-run", "--workspace", ws)
+    assert dry.returncode == 0 and "would remove" in dry.stdout
+    assert sorted(p.name for p in (ws / "features").iterdir()) == stores
+    done = run_genre("store", "prune", "--downloads", "--workspace", ws)
+    assert done.returncode == 0, done.stderr
+    kept = [p.name for p in (ws / "features").iterdir()]
+    card = json.loads((ws / "models" / "m" / "model.json").read_text())
+    assert kept == [card["features"]["config_key"]]
+    assert not (ws / "downloads" / "x.part").exists()
+    assert all(p.exists() for p in ds.rglob("*.mp3"))  # the songs are never touched
+    query = run_genre("query", next(ds.rglob("*.mp3")), "--workspace", ws, "--config", cfg)
+    assert query.returncode == 0, query.stderr

@@ -9,7 +9,7 @@ import typer
 
 from genre_erkennung import __version__
 
-from .commands import chunk, dataset, demo, extract, features, models, query, train
+from .commands import chunk, dataset, demo, extract, features, models, query, store, train
 from .commands import tui as tui_command
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(dataset.app, name="dataset")
 app.add_typer(models.app, name="models")
+app.add_typer(store.app, name="store")
 app.command()(chunk.chunk)
 app.command()(extract.extract)
 app.command()(features.features)
