@@ -11,6 +11,10 @@ import platformdirs
 from .config import APP_NAME, Settings
 from .errors import ConfigError
 
+#: The demo's default size, the same for `genre demo` and the TUI's demo key.
+DEMO_SONGS_PER_GENRE = 8
+DEMO_SECONDS = 45.0
+
 
 @dataclass(frozen=True)
 class Workspace:
@@ -34,6 +38,15 @@ class Workspace:
     def song_cache(self) -> Path:
         """Probe and hash results of scanned songs (see dataset.scan)."""
         return self.root / "cache" / "songs.json"
+
+    def demo_dataset(
+        self, songs_per_genre: int = DEMO_SONGS_PER_GENRE, seconds: float = DEMO_SECONDS
+    ) -> Path:
+        """Where the generated demo lives; a demo of other dimensions gets its own folder beside
+        it, so that trying `--songs-per-genre 12` never collides with the default demo."""
+        if (songs_per_genre, seconds) == (DEMO_SONGS_PER_GENRE, DEMO_SECONDS):
+            return self.root / "demo" / "dataset"
+        return self.root / "demo" / f"dataset-{songs_per_genre}x{seconds:g}s"
 
     def ensure(self) -> Workspace:
         """Create the folders; refuse, in one line, a workspace this process cannot write."""

@@ -93,8 +93,8 @@ def test_demo_names_never_take_a_users_model(tmp_path: Path) -> None:
 
 def test_default_folder_follows_the_demo_size(tmp_path: Path) -> None:
     ws = Workspace(tmp_path)
-    assert demo_cmd.default_dir(ws, 8, 45.0) == tmp_path / "demo" / "dataset"
-    assert demo_cmd.default_dir(ws, 12, 30.0) == tmp_path / "demo" / "dataset-12x30s"
+    assert ws.demo_dataset() == tmp_path / "demo" / "dataset"
+    assert ws.demo_dataset(12, 30.0) == tmp_path / "demo" / "dataset-12x30s"
 
 
 def test_bad_sizes_are_one_error_line(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genre_erkennung.core import audio, dataset, demo, events
+from genre_erkennung.core import audio, dataset, demo, events, synth
 from genre_erkennung.core.errors import Cancelled, ConfigError
 
 TINY = {"songs_per_genre": 2, "seconds": 13.0, "seed": 7}
@@ -89,9 +89,9 @@ def test_same_seed_same_bytes_other_seed_other_sound(
     assert [p.name for p in again.train + again.test] == [p.name for p in made.train + made.test]
     for a, b in zip(made.train + made.test, again.train + again.test, strict=True):
         assert a.read_bytes() == b.read_bytes(), a.name
-    one = demo.render("rock", 12.0, 44100, (7, 2, 1))
-    assert np.array_equal(one, demo.render("rock", 12.0, 44100, (7, 2, 1)))
-    assert not np.array_equal(one, demo.render("rock", 12.0, 44100, (8, 2, 1)))
+    one = synth.render("rock", 12.0, 44100, (7, 2, 1))
+    assert np.array_equal(one, synth.render("rock", 12.0, 44100, (7, 2, 1)))
+    assert not np.array_equal(one, synth.render("rock", 12.0, 44100, (8, 2, 1)))
 
 
 def test_rerun_skips_existing_songs_and_fills_gaps(

@@ -19,23 +19,14 @@ import typer
 from rich.text import Text
 
 from genre_erkennung.core import events as ev
+from genre_erkennung.core.workspace import DEMO_SECONDS, DEMO_SONGS_PER_GENRE
 
 from .. import common
 
 if TYPE_CHECKING:
     from genre_erkennung.core.workspace import Workspace
 
-SONGS_PER_GENRE = 8
-SECONDS = 45.0
 _NAME = re.compile(r"demo-(\d+)")
-
-
-def default_dir(workspace: Workspace, songs_per_genre: int, seconds: float) -> Path:
-    """WORKSPACE/demo/dataset; a demo of other dimensions gets its own folder beside it, so that
-    trying `--songs-per-genre 12` never collides with the default demo."""
-    if (songs_per_genre, seconds) == (SONGS_PER_GENRE, SECONDS):
-        return workspace.root / "demo" / "dataset"
-    return workspace.root / "demo" / f"dataset-{songs_per_genre}x{seconds:g}s"
 
 
 def next_name(workspace: Workspace) -> str:
@@ -66,10 +57,10 @@ def demo(
     ] = None,
     songs_per_genre: Annotated[
         int, typer.Option("--songs-per-genre", help="Songs per genre; a quarter are held out for testing.")
-    ] = SONGS_PER_GENRE,
+    ] = DEMO_SONGS_PER_GENRE,
     seconds: Annotated[
         float, typer.Option("--seconds", help="Mean song length in seconds (each varies by ±20%).")
-    ] = SECONDS,
+    ] = DEMO_SECONDS,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Most training epochs.")] = None,
     config: common.ConfigOpt = None,
     workspace: common.WorkspaceOpt = None,
@@ -96,7 +87,7 @@ def demo(
         ctx.settings.training.threads = 1
     pick_device(ctx.settings.training.device)  # a missing GPU is reported before any work
     ws = ctx.workspace.ensure()
-    root = (dest.expanduser() if dest is not None else default_dir(ws, songs_per_genre, seconds)).resolve()
+    root = (dest.expanduser() if dest is not None else ws.demo_dataset(songs_per_genre, seconds)).resolve()
     cancel = ev.new_cancel()
 
     _step(1, f"demo songs in {root}")
