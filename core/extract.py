@@ -156,24 +156,19 @@ def extract_song(
     spill = _Spill(store, key)
     starts: list[float] = []
     lengths: list[int] = []
-    pending: list[np.ndarray] = []
 
-    def flush() -> None:
-        if pending:
-            spill.add(backend.batch(np.stack(pending), a.sample_rate))
-            pending.clear()
-
-    try:
+    def samples() -> Iterator[np.ndarray]:
         chunks = audio.chunks(path, a.sample_rate, a.chunk_seconds, a.min_chunk_seconds, info)
         for chunk in _read_ahead(chunks, BATCH_CHUNKS):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("extraction cancelled")
-            pending.append(chunk.samples)
             starts.append(chunk.start)
             lengths.append(chunk.length)
-            if len(pending) == BATCH_CHUNKS:
-                flush()
-        flush()
+            yield chunk.samples
+
+    try:
+        for batch in _feature_batches(backend, samples(), a.sample_rate, cancel):
+            spill.add(batch)
         meta = {
             "source": str(path),
             "chunks": len(lengths),
@@ -192,6 +187,25 @@ def extract_song(
         return meta
     finally:
         spill.close()
+
+
+def _feature_batches(
+    backend: Backend, chunks: Iterator[np.ndarray], sample_rate: int, cancel: threading.Event | None
+) -> Iterator[FeatureBatch]:
+    """A song's features: the backend's own `stream` where it has one (sonic-annotator: one host
+    process per song, not per batch), else BATCH_CHUNKS chunks per `batch` call."""
+    stream = getattr(backend, "stream", None)
+    if stream is not None:
+        yield from stream(chunks, sample_rate, cancel)
+        return
+    pending: list[np.ndarray] = []
+    for chunk in chunks:
+        pending.append(chunk)
+        if len(pending) == BATCH_CHUNKS:
+            yield backend.batch(np.stack(pending), sample_rate)
+            pending.clear()
+    if pending:
+        yield backend.batch(np.stack(pending), sample_rate)
 
 
 def _default_workers() -> int:

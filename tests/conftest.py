@@ -122,3 +122,27 @@ def genre_in_process(*args: str | Path, check: bool = False) -> subprocess.Compl
     if check and result.exit_code != 0:
         raise AssertionError(f"genre {args} failed ({result.exit_code}):\n{result.stderr}")
     return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
+# --- the real sonic-annotator (tests/test_sonic_live.py) ---------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sonic_host() -> str:
+    """The real sonic-annotator, with both plugins found through VAMP_PATH, else a skip that
+    says why. Under CI=true that skip is a failure: a broken install must not pass as skipped."""
+    import os
+
+    from genre_erkennung.core.errors import GenreError
+    from genre_erkennung.core.features.sonic import host_status
+
+    try:
+        status = host_status()
+        reason = status.problem()
+    except GenreError as exc:
+        reason = str(exc)
+    if reason:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true, so the live sonic-annotator tests must run: {reason}")
+        pytest.skip(reason)
+    return status.path

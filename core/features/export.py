@@ -8,6 +8,7 @@ with 6 significant digits).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import IO
 
@@ -17,6 +18,7 @@ from ..atomic import atomic_write
 from . import MFCC_TRANSFORM, PEAKS_TRANSFORM, VALLEYS_TRANSFORM
 from .sonic import csv_name
 
+_EXPONENT = re.compile(r"e([-+])0+(\d)")
 #: transform id -> (values key, timestamps key) in a `file_features` result
 CSV_SOURCES = {
     MFCC_TRANSFORM: ("mfcc", "mfcc_timestamps"),
@@ -37,9 +39,14 @@ def realtime(seconds: float) -> str:
 
 
 def csv_lines(times: np.ndarray, values: np.ndarray) -> list[str]:
-    """One line per frame: timestamp, then the values in %g (6 significant digits)."""
+    """One line per frame: timestamp, then the values in %g (6 significant digits).
+
+    The exponent has no leading zero, as Qt prints it in sonic-annotator's CSVs (`6.72635e-5`,
+    where C's %g gives `6.72635e-05`), so that the files compare byte for byte.
+    """
     fmt = "%s," + ",".join(["%g"] * values.shape[1]) + "\n"
-    return [fmt % (realtime(t), *row) for t, row in zip(times.tolist(), values.tolist(), strict=True)]
+    lines = (fmt % (realtime(t), *row) for t, row in zip(times.tolist(), values.tolist(), strict=True))
+    return [_EXPONENT.sub(r"e\1\2", line) for line in lines]
 
 
 def save_csv(folder: Path, stem: str, features: dict[str, np.ndarray]) -> list[Path]:
