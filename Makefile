@@ -5,6 +5,16 @@ BIN     := $(VENV)/bin
 # The CPU torch wheel where one lies on this disk (CI, the dev machines); elsewhere pip chooses.
 TORCH   ?= $(firstword $(wildcard /opt/wheels/torch-*+cpu-cp311-*.whl))
 PYTEST_ARGS ?=
+# The real sonic-annotator and Vamp plugins for the live tests (tests/test_sonic_live.py): test
+# tools in a shared/ folder beside the checkout, or wherever GENRE_SHARED points. Where they
+# exist, `make test` installs their Debian libraries (needs root; else the live tests skip,
+# except under CI=true) and runs the tests with the host on PATH and VAMP_PATH set.
+GENRE_SHARED ?= ../shared
+VAMP_DIR := $(abspath $(GENRE_SHARED))/vamp
+ifneq ($(wildcard $(VAMP_DIR)/bin/sonic-annotator),)
+test: export PATH := $(VAMP_DIR)/bin:$(PATH)
+test: export VAMP_PATH := $(VAMP_DIR)/plugins
+endif
 
 .PHONY: demo test lint bench clean
 
@@ -19,6 +29,7 @@ demo: $(BIN)/genre
 	$(BIN)/genre demo
 
 test: $(BIN)/genre
+	$(if $(wildcard $(VAMP_DIR)/install-runtime.sh),$(VAMP_DIR)/install-runtime.sh || echo "sonic-annotator's libraries are missing: its live tests will skip")
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

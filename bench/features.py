@@ -1,12 +1,18 @@
 """Feature math alone against ffmpeg's decode of the same audio, measured in the same run.
 
     python bench/features.py [--seconds 120] [--threads 1] [--device cpu] [--repeat 5]
+                             [--backend native|sonic-annotator] [--workers 2]
 
 Decodes a generated stereo MP3 (44.1 kHz) to f32 mono with the project's decode path, then runs
 the native backend's `batch()` on its 30 s chunks. Prints seconds per audio second and the
 realtime factor of each, and how many times faster the math is than the decode. Best of
 --repeat runs for both, so a busy machine disturbs them alike. Issue 3 needs the math well
 faster than the decode: extraction does both, and must keep >= 0.5x the speed of decode alone.
+
+With --backend sonic-annotator (on PATH, plugins on VAMP_PATH) the same chunks also go through
+the real host the way extraction sends a song (temp WAVs, one process, all three transforms,
+CSVs parsed), once alone and once as --workers songs at the same time, and the ratio of the two
+backends is printed.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import argparse
 import resource
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +30,7 @@ from _common import make_song
 
 from genre_erkennung.core import audio
 from genre_erkennung.core.features.native import NativeBackend
+from genre_erkennung.core.features.sonic import SonicBackend
 
 RATE = 44100
 CHUNK = 30 * RATE
@@ -53,6 +61,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads for the math")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--backend", default="native", choices=("native", "sonic-annotator"))
+    p.add_argument("--workers", type=int, default=2, help="songs at once through sonic-annotator")
     p.add_argument("--dir", type=Path, default=Path("bench/out/features"))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -68,16 +78,37 @@ def main() -> None:
 
     seconds = n * CHUNK / RATE
     decoded = len(samples) / RATE
+    rows = [
+        ("ffmpeg decode (mp3 -> f32 mono)", decode, decoded),
+        ("feature math (batch)", math_, seconds),
+    ]
+    if args.backend == "sonic-annotator":
+        sonic = SonicBackend()
+
+        def song() -> None:  # as extract_song sends it: one host process for all chunks
+            assert sum(1 for _ in sonic.stream(iter(chunks), RATE)) == n
+
+        def songs() -> None:
+            with ThreadPoolExecutor(args.workers) as pool:
+                list(pool.map(lambda _: song(), range(args.workers)))
+
+        alone = best_of(args.repeat, song)
+        rows.append(("sonic-annotator (one song)", alone, seconds))
+        together = best_of(args.repeat, songs)
+        rows.append((f"sonic-annotator ({args.workers} songs at once)", together, seconds * args.workers))
     print(
         f"audio: {decoded:.0f} s decoded, {n} chunks of 30 s for the math; "
         f"torch {torch.__version__}, {args.threads} thread(s), {args.device}"
     )
-    print("                                   per audio second    realtime   (by CPU time)")
-    for name, (wall, cpu), length in (
-        ("ffmpeg decode (mp3 -> f32 mono)", decode, decoded),
-        ("feature math (batch)", math_, seconds),
-    ):
-        print(f"{name:33s}  {wall / length * 1000:8.3f} ms  {length / wall:8.0f}x   ({length / cpu:.0f}x)")
+    print("                                        per audio second    realtime   (by CPU time)")
+    for name, (wall, cpu), length in rows:
+        print(f"{name:38s}  {wall / length * 1000:8.3f} ms  {length / wall:8.0f}x   ({length / cpu:.0f}x)")
+    if args.backend == "sonic-annotator":
+        print(
+            f"ratio: the native math is {alone[0] / math_[0]:.1f}x faster than sonic-annotator on one "
+            f"core ({alone[1] / math_[1]:.1f}x by CPU time); sonic-annotator runs at "
+            f"{(decode[0] / decoded) / (alone[0] / seconds):.2f}x the speed of decoding"
+        )
     wall_ratio = (decode[0] / decoded) / (math_[0] / seconds)
     cpu_ratio = (decode[1] / decoded) / (math_[1] / seconds)
     print(

@@ -30,7 +30,7 @@ from genre_erkennung.core.config import Settings
 from genre_erkennung.core.dataset import content_key, scan
 from genre_erkennung.core.errors import Cancelled, ToolMissing
 from genre_erkennung.core.extract import extract, extract_song
-from genre_erkennung.core.features import TRANSFORMS, frame_counts
+from genre_erkennung.core.features import TRANSFORMS, frame_counts, sonic
 from genre_erkennung.core.features.native import NativeBackend
 from genre_erkennung.core.features.sonic import SonicBackend, csv_name, host_status
 from genre_erkennung.core.workspace import Workspace
@@ -361,3 +361,19 @@ def test_missing_plugin_names_the_transform_and_vamp_path(
     assert not list((tmp_path / "ws").glob("features/*/*.npz"))
     with pytest.raises(ToolMissing, match="VAMP_PATH"):
         SonicBackend(sonic_host)
+
+
+def test_a_long_mix_takes_one_run_per_chunks_per_run(
+    sonic_host: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mix longer than CHUNKS_PER_RUN chunks is split into runs (bounded temp space) that give
+    the same numbers as one run."""
+    host, log = wrapper(tmp_path, sonic_host)
+    chunks = np.stack([c.samples for c in audio.chunks(DATA / "golden" / "sweep_44k.wav", 44100, 1.0, 0.5)])
+    whole = SonicBackend(str(host)).batch(chunks, 44100)
+    monkeypatch.setattr(sonic, "CHUNKS_PER_RUN", 2)
+    split = SonicBackend(str(host)).batch(chunks, 44100)
+    n = len(chunks)
+    assert [c.count(".wav") for c in runs(log)] == [n] + [2] * (n // 2) + [1] * (n % 2)
+    for key in ("mfcc", "peaks", "valleys"):
+        np.testing.assert_array_equal(getattr(split, key), getattr(whole, key))

@@ -92,7 +92,11 @@ class HostStatus:
 
 def _missing_message(binary: str, transforms: list[str], vamp_path: str | None) -> str:
     libs = sorted({t.split(":")[1] for t in transforms})
-    where = f"now VAMP_PATH={vamp_path}" if vamp_path else "VAMP_PATH is unset"
+    where = (
+        f"now VAMP_PATH={vamp_path}"
+        if vamp_path
+        else "VAMP_PATH is unset, so only ~/vamp, /usr/local/lib/vamp and /usr/lib/vamp are searched"
+    )
     return (
         f"{binary} cannot load the Vamp transform(s) {', '.join(transforms)}: install "
         f"{' and '.join(libs)} ({PLUGIN_DOWNLOADS}) and set VAMP_PATH to the folder holding "
