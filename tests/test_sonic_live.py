@@ -99,11 +99,13 @@ def settings_with(host: Path | str, chunk: float = 2.0, workers: int = 2) -> Set
 
 
 def leftovers(folder: Path) -> list[str]:
-    """Files in a store folder that are neither entries, failure records nor its manifest."""
+    """Files in a store folder besides entries, failure records, its manifest and its lock file:
+    what a failed song must not leave (scratch files, a partial entry)."""
+    keep = ("config.json", ".locks")
     return sorted(
         p.name
         for p in folder.iterdir()
-        if not (p.suffix == ".npz" or p.name.endswith(".failed.json") or p.name == "config.json")
+        if not (p.suffix == ".npz" or p.name.endswith(".failed.json") or p.name in keep)
     )
 
 
