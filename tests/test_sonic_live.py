@@ -81,10 +81,11 @@ def runs(log: Path) -> list[str]:
 
 
 def signal_once(marker: Path, sig: str) -> str:
-    """Sabotage: on the first run only, send `sig` to the host once it writes its first CSV."""
+    """Sabotage: on the first run only (`marker` made atomically), send `sig` to the host once it
+    writes its first CSV."""
     m = shlex.quote(str(marker))
     return (
-        f"if [ ! -e {m} ]; then touch {m}; me=$$\n"
+        f"if mkdir {m} 2>/dev/null; then me=$$\n"  # mkdir: only one of two hosts starting at once wins
         '  ( for i in $(seq 1000); do ls "$OUT"/*.csv >/dev/null 2>&1 && break; sleep 0.01; done;'
         f" kill -{sig} $me ) &\nfi"
     )
@@ -274,7 +275,7 @@ def test_killed_or_crashed_host_fails_one_song_and_the_batch_goes_on(
     """Killed from outside: the song fails this run and is retried by the next. Crashed: the
     failure is recorded (like a bad file) until --retry-failed. Neither leaves a partial entry."""
     host, log = wrapper(tmp_path, sonic_host, signal_once(tmp_path / "signalled", sig))
-    run, _ = extract_dataset(tmp_path, settings_with(host), songs=3, seconds=6.0)
+    run, _ = extract_dataset(tmp_path, settings_with(host), songs=3, seconds=16.0)  # 8-9 chunks
     result = run()
     assert result.done == 2 and len(result.failed) == 1, result.failed
     (path, reason), name = result.failed[0], signal.Signals[f"SIG{sig}"].name
