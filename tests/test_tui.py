@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
+import shutil
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_audio, make_dataset
+from conftest import genre_in_process, make_audio, make_dataset
 from rich.text import Text
 from textual.widgets import DataTable, Input, OptionList, Static, TabbedContent, Tree
 
@@ -164,6 +166,25 @@ async def test_dataset_problems_are_listed_and_marked(tmp_path: Path) -> None:
 
 
 @sync
+async def test_dataset_counts_agree_with_the_cli(tmp_path: Path) -> None:
+    """The TUI scans as `genre dataset show` does: a song shorter than the shortest chunk kept is
+    unusable in both, and a copy of a song counts the same in both."""
+    root = make_dataset(tmp_path / "ds", GENRES, per_split=(1, 1), seconds=11.0)
+    make_audio(root / "train" / "sinus" / "intro.wav", 2.0)  # under audio.min_chunk_seconds (10 s)
+    shutil.copy(root / "train" / "sinus" / "sinus song 0.mp3", root / "test" / "sinus" / "copy.mp3")
+    settings = Settings()
+    settings.dataset, settings.workspace = str(root), str(tmp_path / "ws")
+    cli = genre_in_process("dataset", "show", "--json", "--dataset", root, "--workspace", tmp_path / "ws")
+    cli_usable = [s["path"] for s in json.loads(cli.stdout)["songs"] if s["error"] is None]
+    app = make_app(settings, load_models=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.dataset is not None)
+        assert sorted(str(s.path) for s in app.dataset.usable()) == sorted(cli_usable)
+        assert f"{len(cli_usable)} songs in 2 genres" in text_of(app, "#dataset-status")
+        assert any(label.startswith("✗ intro.wav") for label in tree_labels(app))
+
+
+@sync
 async def test_open_folder_with_keys_only(
     dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -211,16 +232,16 @@ async def test_extraction_pane_extracts_then_counts_stored(dataset: Path, tmp_pa
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.dataset is not None)
         await pilot.press("2")
-        assert "0 of 6 songs already extracted" in text_of(app, "#extract-status")
+        assert "0 of 6 songs already extracted" in text_of(app, "#extraction-status")
         await pilot.press("s")
         pane = app.query_one("#extraction-pane")
-        await until(pilot, lambda: not pane.running and "Done" in text_of(app, "#extract-status"))
-        assert "6 extracted, 0 already stored, 0 failed" in text_of(app, "#extract-status")
+        await until(pilot, lambda: not pane.running and "Done" in text_of(app, "#extraction-status"))
+        assert "6 extracted, 0 already stored, 0 failed" in text_of(app, "#extraction-status")
         assert "realtime" in text_of(app, "#extract-rate")
         assert app.query_one("#extract-failures", DataTable).row_count == 0
         await pilot.press("s")
-        await until(pilot, lambda: not pane.running and "Done: 0" in text_of(app, "#extract-status"))
-        assert "0 extracted, 6 already stored" in text_of(app, "#extract-status")
+        await until(pilot, lambda: not pane.running and "Done: 0" in text_of(app, "#extraction-status"))
+        assert "0 extracted, 6 already stored" in text_of(app, "#extraction-status")
         # the dataset pane now says the song's features are there
         await pilot.press("1", "down", "down")
         assert "extracted" in text_of(app, "#dataset-detail")
@@ -235,10 +256,10 @@ async def test_extraction_failures_are_listed_with_reasons(tmp_path: Path) -> No
         await until(pilot, lambda: app.dataset is not None)
         await pilot.press("2", "s")
         pane = app.query_one("#extraction-pane")
-        await until(pilot, lambda: not pane.running and "Done" in text_of(app, "#extract-status"))
+        await until(pilot, lambda: not pane.running and "Done" in text_of(app, "#extraction-status"))
         rows = table_rows(app, "#extract-failures")
         assert len(rows) == 1 and rows[0][0] == "sinus/kaputt.mp3" and rows[0][1]
-        assert "1 failed" in text_of(app, "#extract-status")
+        assert "1 failed" in text_of(app, "#extraction-status")
 
 
 @sync
@@ -254,7 +275,7 @@ async def test_quit_mid_extraction_leaves_the_store_whole(tmp_path: Path) -> Non
         await pilot.press("2", "s")
         pane = app.query_one("#extraction-pane")
         await until(pilot, lambda: pane.done + pane.failed >= 1)
-        assert pane.running, text_of(app, "#extract-status")
+        assert pane.running, text_of(app, "#extraction-status")
         await pilot.press("q")
         # q leaves only once the song in progress has stopped and its scratch files are gone
         await until(pilot, lambda: app._exit, timeout=60, settle=False)
@@ -273,17 +294,19 @@ async def test_quit_waits_until_the_job_thread_has_stopped(tmp_path: Path) -> No
     started, release = threading.Event(), threading.Event()
     async with app.run_test(size=SIZE) as pilot:
         pane = app.query_one("#extraction-pane")
-        token = pane.new_job()
+        tokens: list[threading.Event] = []
 
-        def job() -> None:
+        def job(_report: object, cancel: threading.Event) -> str:
+            tokens.append(cancel)
             started.set()
-            token.wait(30)
+            cancel.wait(30)
             release.wait(30)  # a slow last step after the stop (a song's cleanup under load)
+            return "stopped"
 
-        pane.run_worker(job, thread=True, group="test-job")
+        assert pane.start_job(job, lambda _result: None, "Working…")
         await until(pilot, started.is_set, settle=False)
         await pilot.press("q")
-        assert token.is_set()
+        assert tokens[0].is_set()
         await pilot.pause(0.2)
         assert not app._exit  # still up while the job finishes
         release.set()
@@ -298,17 +321,19 @@ async def test_closing_the_app_waits_for_job_threads(tmp_path: Path) -> None:
     started, cleaned_up = threading.Event(), threading.Event()
     async with app.run_test(size=SIZE) as pilot:
         pane = app.query_one("#extraction-pane")
-        token = pane.new_job()
+        tokens: list[threading.Event] = []
 
-        def job() -> None:
+        def job(_report: object, cancel: threading.Event) -> str:
+            tokens.append(cancel)
             started.set()
-            token.wait(30)
+            cancel.wait(30)
             time.sleep(0.2)  # the cleanup after the stop
             cleaned_up.set()
+            return "stopped"
 
-        pane.run_worker(job, thread=True, group="test-job")
+        pane.start_job(job, lambda _result: None, "Working…")
         await until(pilot, started.is_set, settle=False)
-    assert token.is_set() and cleaned_up.is_set()
+    assert tokens[0].is_set() and cleaned_up.is_set()
 
 
 def scratch_files(folder: Path) -> list[Path]:
@@ -325,7 +350,7 @@ async def test_training_pane_trains_two_epochs(dataset: Path, trained: Path) -> 
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.dataset is not None and app.models)
         await pilot.press("3")
-        assert "All 6 songs have features" in text_of(app, "#train-status")
+        assert "All 6 songs have features" in text_of(app, "#training-status")
         assert app.query_one("#train-epochs", Input).value == "2"
         app.query_one("#train-name", Input).value = "aus-der-tui"
         await pilot.press("s")
@@ -333,7 +358,7 @@ async def test_training_pane_trains_two_epochs(dataset: Path, trained: Path) -> 
         await until(pilot, lambda: not pane.running and pane.result is not None, timeout=120)
         rows = table_rows(app, "#train-history")
         assert [r[0] for r in rows] == ["1/2", "2/2"]
-        assert "Saved aus-der-tui" in text_of(app, "#train-status")
+        assert "Saved aus-der-tui" in text_of(app, "#training-status")
         assert "songs " in text_of(app, "#train-result") and "baseline" in text_of(app, "#train-result")
         confusion = table_rows(app, "#train-confusion")
         assert [r[0] for r in confusion] == ["rauschen", "sinus"]
@@ -352,7 +377,7 @@ async def test_training_pane_shows_the_selected_models_card(dataset: Path, train
         await until(pilot, lambda: app.model_name is not None)
         await pilot.press("3")
         card = registry.read_card(Workspace(trained).models / app.model_name, app.model_name)
-        assert f"Showing {app.model_name}" in text_of(app, "#train-status")
+        assert f"Showing {app.model_name}" in text_of(app, "#training-status")
         assert len(table_rows(app, "#train-history")) == len(card["history"])
         assert [r[0] for r in table_rows(app, "#train-confusion")] == card["genres"]
         assert "songs " in text_of(app, "#train-result")
@@ -366,7 +391,7 @@ async def test_bad_training_setting_is_reported_not_run(dataset: Path, trained: 
         await pilot.press("3")
         app.query_one("#train-learning-rate", Input).value = "99"
         await pilot.press("s")
-        assert "learning_rate must be between" in text_of(app, "#train-status")
+        assert "learning_rate must be between" in text_of(app, "#training-status")
         assert not app.query_one("#training-pane").running
 
 
@@ -385,10 +410,11 @@ async def test_keys_work_while_training_runs_and_stop_keeps_best(dataset: Path, 
         # Pilot.press waits for the app to go idle, which it never does while epochs stream in:
         # send each key as the terminal would and watch for its effect.
         tabs = app.query_one("#panes", TabbedContent)
-        # 4 focuses the query input, so Escape leaves it before 2 can switch again
+        # / focuses the query input, so Escape leaves it before 2 can switch again
         steps: list[tuple[str, Callable[[], bool]]] = [
             ("1", lambda: tabs.active == "dataset"),
-            ("4", lambda: tabs.active == "query" and isinstance(app.focused, Input)),
+            ("4", lambda: tabs.active == "query"),
+            ("slash", lambda: isinstance(app.focused, Input)),
             ("escape", lambda: not isinstance(app.focused, Input)),
             ("2", lambda: tabs.active == "extraction"),
             ("3", lambda: tabs.active == "training"),
@@ -400,7 +426,7 @@ async def test_keys_work_while_training_runs_and_stop_keeps_best(dataset: Path, 
         assert pane.running and rows_before >= 2  # still going while the UI answered
         app.simulate_key("c")
         await until(pilot, lambda: not pane.running, timeout=60)
-        assert "stopped by you" in text_of(app, "#train-status")
+        assert "stopped by you" in text_of(app, "#training-status")
     card = registry.read_card(Workspace(trained).models / "lang", "lang")
     assert card["status"] == "stopped" and card["training"]["epochs_run"] >= 2
 
@@ -419,7 +445,7 @@ async def test_query_local_file_then_url(
     app = make_app(tiny_settings(dataset, trained))
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.model_name is not None)
-        await pilot.press("4")
+        await pilot.press("4", "slash")
         source = app.query_one("#query-source", Input)
         assert app.focused is source
         await pilot.press(*song.name, "enter")
@@ -449,7 +475,7 @@ async def test_query_local_file_then_url(
 async def test_query_without_model_says_so(tmp_path: Path) -> None:
     app = make_app(tiny_settings(None, tmp_path / "ws"))
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("4", *"x.mp3", "enter")
+        await pilot.press("4", "slash", *"x.mp3", "enter")
         assert "No model yet" in text_of(app, "#query-status")
 
 
@@ -460,16 +486,18 @@ async def test_query_without_model_says_so(tmp_path: Path) -> None:
 async def test_escape_leaves_input_then_digits_switch_panes(tmp_path: Path) -> None:
     app = make_app(tiny_settings(None, tmp_path / "ws"))
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("4")
+        await pilot.press("4", "slash")
         assert isinstance(app.focused, Input)
         await pilot.press("1", "q")
         assert app.query_one("#query-source", Input).value == "1q"
         assert app.query_one("#panes", TabbedContent).active == "query"
         await pilot.press("escape", "1")
         assert app.query_one("#panes", TabbedContent).active == "dataset"
-        # 4 and Escape back to back (tmux send-keys, a fast typist): once the tab switch that 4 set
-        # off is done, the focus must not be back in the input
+        # 4 and / back to back (tmux send-keys, a fast typist): the tab switch that 4 set off must
+        # not take the focus from the box once it is done, nor put it back there after Escape
         app.action_show_pane("query")
+        await app.query_one("#query-pane").run_action("focus_source")
+        await pilot.pause()
         assert isinstance(app.focused, Input)
         app.action_leave_input()
         await pilot.pause()
@@ -500,7 +528,7 @@ async def test_every_pane_action_is_in_the_palette(dataset: Path, tmp_path: Path
         await pilot.press("enter")
         pane = app.query_one("#extraction-pane")
         await until(pilot, lambda: app.query_one("#panes", TabbedContent).active == "extraction")
-        await until(pilot, lambda: not pane.running and "Done" in text_of(app, "#extract-status"))
+        await until(pilot, lambda: not pane.running and "Done" in text_of(app, "#extraction-status"))
 
 
 @sync

@@ -72,7 +72,7 @@ def snapshot_app(theme: str | None = None) -> GenreApp:
 
 async def with_dataset(pilot) -> GenreApp:
     app: GenreApp = pilot.app
-    app.set_dataset(described_dataset())
+    app.dataset = described_dataset()
     await pilot.pause()
     return app
 
@@ -189,7 +189,8 @@ def test_query_pane(snap_compare, size: tuple[int, int], theme: str | None) -> N
         from genre_erkennung.core.registry import ModelInfo
 
         app = await with_dataset(pilot)
-        app._set_models([ModelInfo("merged-demo", Path("/m"))], "merged-demo")
+        app.models = (ModelInfo("merged-demo", Path("/m")),)
+        app.model_name = "merged-demo"
         await pilot.press("4")
         pane = app.query_one("#query-pane")
         first, second = fake_query_songs()

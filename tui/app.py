@@ -1,9 +1,14 @@
 """The Textual app: one window for the whole pipeline (dataset, extraction, training, query).
 
 Four panes in tabs, reached with 1-4 whenever no text input has the focus (Escape leaves an input).
-Long work runs in thread workers that call the engine with a reporter posting Textual messages and
-a cancel token; quitting sets every token, so a job stops between two consistent steps, and waits for
-the job threads to get there (see `GenreApp.track` and `GenreApp.exit`).
+Long work runs in thread workers (`JobPane.start_job`) that call the engine with a reporter posting
+Textual messages and a cancel token; quitting sets every token, so a job stops between two
+consistent steps, and waits for the job threads to get there (see `GenreApp.track` and `exit`).
+
+Shared state lives here as reactives (`SHARED`): the dataset, the saved models, the selected model
+and a counter of feature-store changes. Each pane declares a reactive of the same name for what
+it shows and the app binds it (`data_bind`: attributes down); panes report what they did with
+messages (`panes/messages.py`: messages up). A new pane needs only an entry in PANES.
 
 Entry points: `run(workspace, dataset, config)` builds the settings like the CLI does and opens the
 app; `GenreApp(settings, ...)` takes everything injectable for tests (device label, path display).
@@ -15,28 +20,35 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.reactive import Reactive, reactive
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Input, TabbedContent, TabPane, Tabs
 
 from genre_erkennung.core import config as config_mod
 from genre_erkennung.core.config import Settings
-from genre_erkennung.core.dataset import Dataset, Song
+from genre_erkennung.core.dataset import Dataset
 from genre_erkennung.core.workspace import Workspace, from_settings
 
-from .panes.base import Pane, tone
+from .panes.base import Pane
 from .panes.dataset import DatasetPane, demo_root
 from .panes.extraction import ExtractionPane
+from .panes.features import StoreView
+from .panes.messages import DatasetScanned, FeaturesChanged, ModelChosen, ModelSaved
 from .panes.query import QueryPane
 from .panes.training import TrainingPane
 from .widgets.infobar import InfoBar
 
+if TYPE_CHECKING:
+    from genre_erkennung.core.registry import ModelInfo
+
 PANES: tuple[type[Pane], ...] = (DatasetPane, ExtractionPane, TrainingPane, QueryPane)
+#: The app's reactives a pane gets bound to when it declares a reactive of the same name.
+SHARED = ("dataset", "models", "model_name", "features_version")
 _PANE_KEYS = Binding.Group("panes", compact=True)
 
 T = TypeVar("T")
@@ -89,6 +101,15 @@ class GenreApp(App[None]):
         Binding("escape", "leave_input", "Leave input", show=False),
     ]
 
+    dataset: reactive[Dataset | None] = reactive(None, init=False)
+    """The scanned dataset (set by `DatasetScanned`)."""
+    models: reactive[tuple[ModelInfo, ...]] = reactive((), init=False)
+    """The workspace's saved models, oldest first (damaged ones too, with their error)."""
+    model_name: reactive[str | None] = reactive(None, init=False)
+    """The model that answers queries and whose card the Training pane shows."""
+    features_version: reactive[int] = reactive(0, init=False)
+    """Counts `FeaturesChanged`: panes that show what the store holds look again."""
+
     def __init__(
         self,
         settings: Settings | None = None,
@@ -105,7 +126,7 @@ class GenreApp(App[None]):
         super().__init__()
         self.settings = settings or config_mod.load()
         self.workspace = workspace or from_settings(self.settings)
-        self.dataset: Dataset | None = None
+        self.store_view = StoreView(self.workspace, self.settings)
         self.dataset_root: Path | None = (
             Path(self.settings.dataset).expanduser() if self.settings.dataset else None
         )
@@ -113,18 +134,14 @@ class GenreApp(App[None]):
             self.dataset_root = demo_root(self.workspace.root)  # made by `genre demo` or key d
         self.device_label = device
         self._path_display = path_display or _home_path
-        self._scan_on_mount = scan_on_mount
+        self.scan_on_mount = scan_on_mount
         self._load_models = load_models
-        self.models: list[Any] = []  # registry.ModelInfo, oldest first
-        self.model_name: str | None = self.settings.query.model or None
+        self.set_reactive(GenreApp.model_name, self.settings.query.model or None)
         self._cancel_tokens: set[threading.Event] = set()
         self._jobs: set[_Job] = set()
         self._jobs_lock = threading.Lock()
         self._quitting = False
         self._focused_pane: str | None = None  # the tab whose pane got the focus when shown
-        self._store: Any = None
-        self._loaded: dict[str, Any] = {}
-        self._loaded_lock = threading.Lock()
 
     # ----------------------------------------------------------------- layout
 
@@ -133,8 +150,14 @@ class GenreApp(App[None]):
         with TabbedContent(id="panes"):
             for i, pane in enumerate(PANES, 1):
                 with TabPane(f"{i} {pane.TITLE}", id=pane.PANE_ID):
-                    yield pane(id=f"{pane.PANE_ID}-pane")
+                    yield self._bound(pane(id=f"{pane.PANE_ID}-pane"))
         yield Footer()
+
+    @staticmethod
+    def _bound(pane: Pane) -> Pane:
+        """Bind the shared state the pane declares a reactive for."""
+        wanted = [name for name in SHARED if isinstance(getattr(type(pane), name, None), Reactive)]
+        return pane.data_bind(**{name: getattr(GenreApp, name) for name in wanted}) if wanted else pane
 
     def on_mount(self) -> None:
         self.query_one("#panes Tabs", Tabs).can_focus = False  # focus always lives in a pane
@@ -143,20 +166,16 @@ class GenreApp(App[None]):
         bar.dataset = self.show_path(self.dataset_root) if self.dataset_root else ""
         bar.model = self.model_name or ""
         bar.device = self.device_label or ""
-        if self.device_label is None or self._load_models:
-            self._startup()
-        if self.dataset_root is not None and self._scan_on_mount:
-            self.pane(DatasetPane).scan(self.dataset_root)
+        if self.device_label is None:
+            self._detect_device()
+        if self._load_models:
+            self._list_models()
         self._focus_active()
 
     @work(thread=True, group="startup", exit_on_error=False)
-    def _startup(self) -> None:
-        """Import torch off the UI thread: the device label, then the saved models."""
-        if self.device_label is None:
-            label = detect_device(self.settings)
-            self.call_from_thread(self._set_device, label)
-        if self._load_models:
-            self.refresh_models()
+    def _detect_device(self) -> None:
+        """Import torch off the UI thread."""
+        self.call_from_thread(self._set_device, detect_device(self.settings))
 
     def _set_device(self, label: str) -> None:
         self.device_label = label
@@ -164,7 +183,7 @@ class GenreApp(App[None]):
 
     # ----------------------------------------------------------------- panes
 
-    def pane(self, kind: type[Pane]) -> Any:
+    def pane(self, kind: type[Pane]) -> Pane:
         return self.query_one(f"#{kind.PANE_ID}-pane", kind)
 
     def active_pane(self) -> Pane:
@@ -203,7 +222,7 @@ class GenreApp(App[None]):
         if not isinstance(focused, Input):
             return
         pane = self.active_pane()
-        if isinstance(pane, DatasetPane) and pane.hide_root_input():
+        if pane.leave_input():
             return
         target = pane.default_focus()
         if target is None or isinstance(target, Input):
@@ -305,75 +324,41 @@ class GenreApp(App[None]):
     def show_path(self, path: Path | str) -> str:
         return self._path_display(Path(path))
 
-    def set_dataset(self, ds: Dataset) -> None:
-        self.dataset = ds
-        self.dataset_root = ds.root
-        self.query_one(InfoBar).dataset = self.show_path(ds.root)
-        self.pane(DatasetPane).show_dataset(ds)
-        self.pane(ExtractionPane).dataset_changed(ds)
-        self.pane(TrainingPane).dataset_changed(ds)
+    def watch_dataset(self, ds: Dataset | None) -> None:
+        if ds is not None:
+            self.dataset_root = ds.root
+            self.query_one(InfoBar).dataset = self.show_path(ds.root)
 
-    def feature_store(self) -> Any:
-        """The store for the current feature settings, or None if the backend cannot load."""
-        if self._store is None:
-            try:
-                from genre_erkennung.core.store import FeatureStore, config_key
+    def watch_model_name(self, name: str | None) -> None:
+        self.query_one(InfoBar).model = name or ""
 
-                self._store = FeatureStore(self.workspace.features, config_key(self.settings))
-            except Exception:  # the feature backend may be unavailable; the TUI still works
-                return None
-        return self._store
+    def on_dataset_scanned(self, message: DatasetScanned) -> None:
+        self.dataset = message.dataset
 
-    def feature_state(self, song: Song) -> Text:
-        store = self.feature_store()
-        if store is None:
-            return Text("unknown (feature backend unavailable)", style="dim")
-        if store.has(song.key):
-            return Text("extracted", style=tone(self, "text-success"))
-        failure = store.failure(song.key)
-        if failure:
-            return Text(f"failed: {failure}", style=tone(self, "text-error"))
-        return Text("not yet", style="dim")
+    def on_features_changed(self, _message: FeaturesChanged) -> None:
+        self.features_version += 1
 
-    def features_changed(self) -> None:
-        """After extraction: refresh what the panes say about stored features."""
-        if self.dataset is not None:
-            self.pane(TrainingPane).dataset_changed(self.dataset)
+    def on_model_saved(self, message: ModelSaved) -> None:
+        self._list_models(select=message.name)
 
-    def refresh_models(self, select: str | None = None) -> None:
-        """List the saved models (call from a worker thread or the UI thread)."""
+    def on_model_chosen(self, message: ModelChosen) -> None:
+        self.model_name = message.name
+
+    @work(thread=True, group="models", exit_on_error=False)
+    def _list_models(self, select: str | None = None) -> None:
+        """The saved models, read off the UI thread (the registry imports torch)."""
         from genre_erkennung.core import registry
 
-        models = registry.list_models(self.workspace)
-        if threading.current_thread() is threading.main_thread():
-            self._set_models(models, select)
-        else:
-            self.call_from_thread(self._set_models, models, select)
+        self.call_from_thread(self._models_listed, registry.list_models(self.workspace), select)
 
-    def _set_models(self, models: list[Any], select: str | None) -> None:
-        self.models = models
+    def _models_listed(self, models: list[ModelInfo], select: str | None) -> None:
+        """Keep the selected model if it is still usable, else take `select` or the newest."""
+        self.models = tuple(models)
         usable = [m.name for m in models if m.error is None]
-        if select and select in usable:
+        if select in usable:
             self.model_name = select
         elif self.model_name not in usable:
             self.model_name = usable[-1] if usable else None
-        self.query_one(InfoBar).model = self.model_name or ""
-        self.pane(QueryPane).models_changed()
-        self.pane(TrainingPane).model_selected(self.model_name)
-
-    def loaded_model(self, name: str) -> Any:
-        """registry.load, cached per name (call from a worker: it imports torch)."""
-        from genre_erkennung.core import registry
-
-        with self._loaded_lock:
-            if name not in self._loaded:
-                self._loaded[name] = registry.load(self.workspace, name)
-            return self._loaded[name]
-
-    def select_model(self, name: str | None) -> None:
-        self.model_name = name
-        self.query_one(InfoBar).model = name or ""
-        self.pane(TrainingPane).model_selected(name)
 
 
 def detect_device(settings: Settings) -> str:

@@ -7,22 +7,30 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static, Tree
 
 from genre_erkennung.core import dataset as ds_mod
 from genre_erkennung.core import events as ev
 from genre_erkennung.core.dataset import Dataset, Song
-from genre_erkennung.core.errors import GenreError
 
-from .base import EngineEvent, JobDone, Pane, clock, plural, relative, tone
+from ..common import clock
+from .base import JobPane, plural, relative, tone
+from .features import FeatureState
+from .messages import DatasetScanned
 
 #: The demo's size: the same as `genre demo` makes by default (tests shrink it).
 DEMO_SONGS_PER_GENRE = 8
 DEMO_SECONDS = 45.0
+
+
+def _length(song: Song) -> str:
+    """A song's duration; '–' where ffmpeg could not tell it."""
+    return clock(song.duration) if song.duration is not None else "–"
 
 
 def demo_root(workspace_root: Path) -> Path:
@@ -30,9 +38,10 @@ def demo_root(workspace_root: Path) -> Path:
     return workspace_root / "demo" / "dataset"
 
 
-class DatasetPane(Pane):
+class DatasetPane(JobPane):
     TITLE = "Dataset"
     PANE_ID = "dataset"
+    START_ACTIONS = frozenset({"rescan", "demo"})
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "rescan", "Rescan", tooltip="Scan the dataset folder again"),
@@ -40,10 +49,12 @@ class DatasetPane(Pane):
         Binding("d", "demo", "Demo data", tooltip="Generate the demo dataset in the workspace and open it"),
     ]
 
+    dataset: reactive[Dataset | None] = reactive(None)
+    """The app's dataset (bound by the app): what the tree, table and problem list show."""
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.dataset: Dataset | None = None
-        self.busy = False
+        self._demo_total = self._demo_done = 0
 
     def compose(self):
         yield Input(
@@ -51,7 +62,8 @@ class DatasetPane(Pane):
             id="dataset-root",
             classes="-hidden",
         )
-        yield Static("No dataset yet: o opens a folder, d makes the demo dataset.", id="dataset-status")
+        hint = "No dataset yet: o opens a folder, d makes the demo dataset."
+        yield Static(hint, id="dataset-status", classes="status")
         with Horizontal(id="dataset-body"):
             tree: Tree[Any] = Tree("dataset", id="dataset-tree")
             tree.show_root = False
@@ -67,6 +79,11 @@ class DatasetPane(Pane):
                 problems = VerticalScroll(Static("", id="dataset-problems"), id="dataset-problems-box")
                 problems.border_title = "Problems"
                 yield problems
+
+    def on_mount(self) -> None:
+        app = self.genre_app
+        if app.dataset_root is not None and app.scan_on_mount:
+            self.scan(app.dataset_root)
 
     def default_focus(self) -> Widget | None:
         root_input = self.query_one("#dataset-root", Input)
@@ -89,13 +106,16 @@ class DatasetPane(Pane):
         self.call_after_refresh(box.focus)  # focusable once the stylesheet shows it
 
     def action_demo(self) -> None:
-        if self.busy:
-            self.notify("Wait for the running scan to finish.", severity="warning")
-            return
+        from genre_erkennung.core import demo
+
         dest = demo_root(self.genre_app.workspace.root)
-        self.busy = True
-        self._status(f"Generating the demo dataset in {self.genre_app.show_path(dest)}…")
-        self._demo(dest, self.new_job())
+        size = (DEMO_SONGS_PER_GENRE, DEMO_SECONDS)  # read now: tests shrink them
+        self._demo_total = self._demo_done = 0
+
+        def work(report: ev.Reporter, cancel: Any) -> Path:
+            return demo.generate(dest, *size, report=report, cancel=cancel).root
+
+        self.start_job(work, self.scan, f"Generating the demo dataset in {self.genre_app.show_path(dest)}…")
 
     @on(Input.Submitted, "#dataset-root")
     def _root_entered(self, event: Input.Submitted) -> None:
@@ -107,7 +127,7 @@ class DatasetPane(Pane):
         self.query_one("#dataset-tree").focus()
         self.scan(root)
 
-    def hide_root_input(self) -> bool:
+    def leave_input(self) -> bool:
         """Escape: close the path box (returns whether it was open)."""
         box = self.query_one("#dataset-root", Input)
         if box.has_class("-hidden"):
@@ -119,77 +139,41 @@ class DatasetPane(Pane):
     # ----------------------------------------------------------------- work
 
     def scan(self, root: Path) -> None:
-        if self.busy:
-            self.notify("A scan is already running.", severity="warning")
-            return
-        self.busy = True
-        self._status(f"Scanning {self.genre_app.show_path(root)}…")
-        self._scan(root)
+        """Scan `root` exactly as the CLI does (probe cache, shortest usable song), then tell the app."""
+        app = self.genre_app
+        cache, min_seconds = app.workspace.song_cache, app.settings.audio.min_chunk_seconds
 
-    @work(thread=True, exclusive=True, group="dataset", exit_on_error=False)
-    def _scan(self, root: Path) -> None:
-        try:
-            self.post_message(JobDone("scan", ds_mod.scan(root)))
-        except GenreError as exc:
-            self.post_message(JobDone("scan", error=str(exc)))
+        def work(_report: ev.Reporter, _cancel: Any) -> Dataset:
+            return ds_mod.scan(root, cache=cache, min_seconds=min_seconds)
 
-    @work(thread=True, exclusive=True, group="dataset", exit_on_error=False)
-    def _demo(self, dest: Path, cancel: Any) -> None:
-        from genre_erkennung.core import demo
+        def done(ds: Dataset) -> None:
+            self.post_message(DatasetScanned(ds))
 
-        try:
-            made = demo.generate(
-                dest, DEMO_SONGS_PER_GENRE, DEMO_SECONDS, report=self.reporter("demo"), cancel=cancel
-            )
-            self.post_message(JobDone("demo", made.root))
-        except GenreError as exc:
-            self.post_message(JobDone("demo", error=str(exc)))
+        self.start_job(work, done, f"Scanning {app.show_path(root)}…")
 
-    def on_engine_event(self, message: EngineEvent) -> None:
-        event = message.event
+    def apply(self, event: ev.Event) -> None:
         if isinstance(event, ev.JobStarted):
             self._demo_total, self._demo_done = event.total, 0
         elif isinstance(event, ev.SongDone):
-            self._demo_done = getattr(self, "_demo_done", 0) + 1
-            total = getattr(self, "_demo_total", 0)
-            self._status(f"Generating the demo dataset: {self._demo_done} of {total} songs…")
-
-    def on_job_done(self, message: JobDone) -> None:
-        message.stop()
-        self.busy = False
-        if message.error:
-            self._status(Text(message.error, style=tone(self, "text-error")))
-            self.notify(message.error, title=message.job, severity="error")
-            return
-        if message.job == "demo":
-            self.busy = False
-            self.scan(Path(message.result))
-        elif message.job == "scan":
-            self.genre_app.set_dataset(message.result)
-
-    def on_worker_state_changed(self, event: Any) -> None:
-        worker = event.worker
-        if worker.group == "dataset" and worker.error is not None:
-            self.busy = False
-            self._status(Text(f"error: {worker.error}", style=tone(self, "text-error")))
+            self._demo_done += 1
+            self.status(f"Generating the demo dataset: {self._demo_done} of {self._demo_total} songs…")
 
     # ----------------------------------------------------------------- display
 
-    def _status(self, text: str | Text) -> None:
-        self.query_one("#dataset-status", Static).update(text)
-
-    def show_dataset(self, ds: Dataset) -> None:
-        """Fill the tree, the table and the problem list (the app calls this after a scan)."""
-        self.dataset = ds
+    def watch_dataset(self, ds: Dataset | None) -> None:
+        """Fill the tree, the table and the problem list."""
+        if ds is None:
+            return
         usable = ds.usable()
         seconds = sum(s.duration or 0.0 for s in usable)
         bad = len(ds.problems)
+        songs, genres = plural(len(usable), "song"), plural(len(ds.genres), "genre")
         status = Text.assemble(
-            f"{plural(len(usable), 'song')} in {plural(len(ds.genres), 'genre')}, {clock(seconds)} of audio",
+            f"{songs} in {genres}, {clock(seconds)} of audio",
             ("  ·  ", ""),
             (plural(bad, "problem"), tone(self, "text-warning") if bad else tone(self, "text-success")),
         )
-        self._status(status)
+        self.status(status)
         self._fill_tree(ds)
         self._fill_summary(ds)
         self._fill_problems(ds)
@@ -223,7 +207,7 @@ class DatasetPane(Pane):
                 genre_node = split_node.add(label, data=("genre", split, genre), expand=split == "train")
                 for song in members:
                     if song.ok:
-                        text = Text.assemble(song.path.name, (f"  {clock(song.duration)}", muted))
+                        text = Text.assemble(song.path.name, (f"  {_length(song)}", muted))
                     else:
                         text = Text(f"✗ {song.path.name}  unreadable", style=error)
                     genre_node.add_leaf(text, data=("song", song))
@@ -282,8 +266,9 @@ class DatasetPane(Pane):
             _, split, genre = data
             songs = [s for s in ds.songs if s.split == split and s.genre == genre]
             ok = [s for s in songs if s.ok]
+            seconds = sum(s.duration or 0 for s in ok)
             detail.update(
-                f"{genre} in {split}/: {plural(len(ok), 'song')}, {clock(sum(s.duration or 0 for s in ok))}"
+                f"{genre} in {split}/: {plural(len(ok), 'song')}, {clock(seconds)}"
                 + (f", {len(songs) - len(ok)} unreadable" if len(ok) < len(songs) else "")
             )
         elif data[0] == "missing":
@@ -306,10 +291,19 @@ class DatasetPane(Pane):
         out = Text(where, style="bold")
         if song.ok:
             rate = f"{song.sample_rate} Hz"
-            out.append(f"\n{song.format} · {song.channels} ch · {rate} · {clock(song.duration)}")
+            out.append(f"\n{song.format} · {song.channels} ch · {rate} · {_length(song)}")
             out.append("\nfeatures ", style="dim")
-            out.append(app.feature_state(song))
+            out.append(self._feature_text(song))
         else:
             out.append("\nunreadable: ", style=tone(self, "text-error"))
             out.append(song.error or "", style=tone(self, "text-error"))
         return out
+
+    def _feature_text(self, song: Song) -> Text:
+        features = self.genre_app.store_view
+        state = features.state(song)
+        if state is FeatureState.EXTRACTED:
+            return Text(state.value, style=tone(self, "text-success"))
+        if state is FeatureState.FAILED:
+            return Text(f"{state.value}: {features.failure(song)}", style=tone(self, "text-error"))
+        return Text(state.value, style="dim")

@@ -3,27 +3,29 @@ worker is doing, and the failures with their reasons. Songs already in the store
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import work
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import DataTable, ProgressBar, Static
 
 from genre_erkennung.core import events as ev
 from genre_erkennung.core.dataset import Dataset
-from genre_erkennung.core.errors import GenreError
 
-from .base import EngineEvent, JobDone, Pane, clock, plural, relative, tone
+from ..common import clock
+from .base import JobPane, plural, relative, tone
+from .messages import FeaturesChanged
 
 
-class ExtractionPane(Pane):
+class ExtractionPane(JobPane):
     TITLE = "Extraction"
     PANE_ID = "extraction"
+    START_ACTIONS = frozenset({"start", "retry"})
+    STOPPING = "Cancelling: finishing the songs in progress…"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("s", "start", "Start", tooltip="Extract the features of every song not yet in the store"),
@@ -31,9 +33,10 @@ class ExtractionPane(Pane):
         Binding("f", "retry", "Retry failed", tooltip="Extract again, including songs that failed before"),
     ]
 
+    dataset: reactive[Dataset | None] = reactive(None)
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.cancel: threading.Event | None = None
         self.total = 0
         self.done = 0
         self.cached = 0
@@ -41,7 +44,7 @@ class ExtractionPane(Pane):
         self._working: dict[int, str] = {}  # worker slot -> path it works on
 
     def compose(self):
-        yield Static("Scan a dataset first (Dataset tab).", id="extract-status")
+        yield Static("Scan a dataset first (Dataset tab).", id="extraction-status", classes="status")
         with Horizontal(id="extract-progress-row"):
             yield ProgressBar(total=None, show_eta=False, id="extract-progress")
             yield Static("", id="extract-rate")
@@ -63,61 +66,25 @@ class ExtractionPane(Pane):
     def default_focus(self) -> Widget | None:
         return self.query_one("#extract-failures")
 
-    @property
-    def running(self) -> bool:
-        return self.cancel is not None
-
     # ----------------------------------------------------------------- actions
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("start", "retry"):
-            return None if self.running else True  # None: shown greyed out
-        if action == "cancel":
-            return True if self.running else None
-        return True
-
     def action_start(self, retry_failed: bool = False) -> None:
-        if self.running:
-            self.notify("Extraction is already running.", severity="warning")
-            return
-        ds = self.genre_app.dataset
+        ds = self.dataset
         if ds is None:
             self.notify("Scan a dataset first (tab 1, r or o).", severity="warning")
             return
-        self.cancel = self.new_job()
-        self._reset()
-        self._status("Starting…")
-        self.refresh_bindings()
-        self._extract(ds, retry_failed, self.cancel)
+        app = self.genre_app
+
+        def work(report: ev.Reporter, cancel: Any) -> Any:
+            from genre_erkennung.core.extract import extract
+
+            return extract(ds.songs, app.settings, app.workspace, report, cancel, retry_failed=retry_failed)
+
+        if self.start_job(work, self.finished, "Starting…"):
+            self._reset()
 
     def action_retry(self) -> None:
         self.action_start(retry_failed=True)
-
-    def action_cancel(self) -> None:
-        if self.cancel is None:
-            return
-        self.cancel.set()
-        self._status("Cancelling: finishing the songs in progress…")
-
-    @work(thread=True, exclusive=True, group="extract", exit_on_error=False)
-    def _extract(self, ds: Dataset, retry_failed: bool, cancel: threading.Event) -> None:
-        app = self.genre_app
-        try:
-            from genre_erkennung.core.extract import extract
-
-            result = extract(
-                ds.songs,
-                app.settings,
-                app.workspace,
-                self.reporter("extract"),
-                cancel,
-                retry_failed=retry_failed,
-            )
-            self.post_message(JobDone("extract", result))
-        except GenreError as exc:
-            self.post_message(JobDone("extract", error=str(exc)))
-        except ImportError as exc:  # the feature backend is not importable
-            self.post_message(JobDone("extract", error=f"feature backend unavailable ({exc})"))
 
     # ----------------------------------------------------------------- events
 
@@ -129,21 +96,16 @@ class ExtractionPane(Pane):
         self.query_one("#extract-progress", ProgressBar).update(total=None, progress=0)
         self.query_one("#extract-rate", Static).update("")
 
-    def on_engine_event(self, message: EngineEvent) -> None:
-        message.stop()
-        self.apply(message.event)
-
     def apply(self, event: ev.Event) -> None:
-        """Show one engine event (also used by tests to drive the pane deterministically)."""
         bar = self.query_one("#extract-progress", ProgressBar)
         match event:
             case ev.JobStarted(total=total, seconds=seconds):
                 self.total = total
                 bar.update(total=max(total, 1), progress=0)
-                self._status(f"Extracting {plural(total, 'song')} ({clock(seconds)} of audio)…")
+                self.status(f"Extracting {plural(total, 'song')} ({clock(seconds)} of audio)…")
             case ev.SongStarted(path=path, worker=slot):
                 self._working[slot] = path
-                self._worker(slot, self._song_name(path))
+                self._show_worker(slot, self._song_name(path))
             case ev.SongDone(path=path, cached=cached, worker=slot):
                 if cached:
                     self.cached += 1
@@ -175,17 +137,7 @@ class ExtractionPane(Pane):
             parts.append(f"{self.cached} already in the store")
         if self.failed:
             parts.append(f"{self.failed} failed")
-        self._status(" · ".join(parts))
-
-    def on_job_done(self, message: JobDone) -> None:
-        message.stop()
-        self.cancel = None
-        self.refresh_bindings()
-        if message.error:
-            self._status(Text(f"error: {message.error}", style=tone(self, "text-error")))
-            self.notify(message.error, title="extraction", severity="error")
-            return
-        self.finished(message.result)
+        self.status(" · ".join(parts))
 
     def finished(self, result: Any) -> None:
         """Summarise an ExtractResult."""
@@ -198,23 +150,13 @@ class ExtractionPane(Pane):
             f"({clock(result.audio_seconds)} of audio in {result.elapsed:.1f} s)",
             style=tone(self, "text-warning") if result.cancelled or failed else tone(self, "text-success"),
         )
-        self._status(text)
-        self.genre_app.features_changed()
-
-    def on_worker_state_changed(self, event: Any) -> None:
-        worker = event.worker
-        if worker.group == "extract" and worker.error is not None:
-            self.cancel = None
-            self.refresh_bindings()
-            self._status(Text(f"error: {worker.error}", style=tone(self, "text-error")))
+        self.status(text)
+        self.post_message(FeaturesChanged())
 
     # ----------------------------------------------------------------- display
 
-    def _status(self, text: str | Text) -> None:
-        self.query_one("#extract-status", Static).update(text)
-
     def _song_name(self, path: str) -> str:
-        root = self.genre_app.dataset.root if self.genre_app.dataset else None
+        root = self.dataset.root if self.dataset else None
         rel = relative(path, root)
         if rel is None:
             return self.genre_app.show_path(Path(path))
@@ -225,9 +167,9 @@ class ExtractionPane(Pane):
         """A worker finished `path` (events for songs no worker took carry slot 0: ignore them)."""
         if self._working.get(slot) == path:
             del self._working[slot]
-            self._worker(slot, Text("idle", style="dim"))
+            self._show_worker(slot, Text("idle", style="dim"))
 
-    def _worker(self, slot: int, what: str | Text) -> None:
+    def _show_worker(self, slot: int, what: str | Text) -> None:
         table = self.query_one("#extract-workers", DataTable)
         key = str(slot)
         if key in table.rows:
@@ -235,18 +177,18 @@ class ExtractionPane(Pane):
         else:
             table.add_row(str(slot), what, key=key)
 
-    def dataset_changed(self, ds: Dataset | None) -> None:
-        """Show how much of the dataset is already in the store, before any run."""
+    def watch_dataset(self, ds: Dataset | None) -> None:
+        """Between runs: how much of the dataset is already in the store."""
         if self.running:
             return
         if ds is None:
-            self._status("Scan a dataset first (Dataset tab).")
+            self.status("Scan a dataset first (Dataset tab).")
             return
         usable = ds.usable()
-        done = sum(1 for s in usable if self.genre_app.feature_state(s).plain == "extracted")
+        done = self.genre_app.store_view.extracted(usable)
         bar = self.query_one("#extract-progress", ProgressBar)
         bar.update(total=max(len(usable), 1), progress=done)
-        self._status(
+        self.status(
             f"{done} of {plural(len(usable), 'song')} already extracted"
             + ("" if done == len(usable) else " · s starts")
         )

@@ -4,31 +4,38 @@ probabilities and the verdict in large type; recent results stay listed."""
 from __future__ import annotations
 
 import threading
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Label, OptionList, ProgressBar, Select, Static
 from textual.widgets.option_list import Option
 
 from genre_erkennung.core import events as ev
-from genre_erkennung.core.errors import GenreError
 
+from ..common import clock
 from ..widgets.bigtext import BigText
-from ..widgets.votestrip import Vote, VoteStrip, chip
-from .base import EngineEvent, JobDone, Pane, clock, plural, tone
+from ..widgets.votestrip import Vote, VoteStrip, abbreviations, chip
+from .base import JobPane, plural, tone
+from .messages import ModelChosen
+
+if TYPE_CHECKING:
+    from genre_erkennung.core.registry import LoadedModel, ModelInfo
 
 
 def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
-class QueryPane(Pane):
+class QueryPane(JobPane):
     TITLE = "Query"
     PANE_ID = "query"
+    START_ACTIONS = frozenset()
+    STOPPING = "Cancelling…"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
@@ -38,13 +45,17 @@ class QueryPane(Pane):
         Binding("c", "cancel", "Cancel", tooltip="Stop the running query"),
     ]
 
+    models: reactive[tuple[ModelInfo, ...]] = reactive(())
+    model_name: reactive[str | None] = reactive(None)
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.cancel: threading.Event | None = None
         self.recent: list[tuple[list[str], Any]] = []  # (model genres, predict.SongResult), newest first
         self._live: list[Vote] = []
         self._live_source = ""
         self._live_genres: list[str] = []
+        self._loaded: dict[str, LoadedModel] = {}  # loaded once per name, until the models change
+        self._loaded_lock = threading.Lock()
 
     def compose(self):
         with Horizontal(id="query-bar"):
@@ -52,7 +63,11 @@ class QueryPane(Pane):
             yield Label("model", id="query-model-label")
             yield Select([], prompt="no models", compact=True, id="query-model")
         with Horizontal(id="query-progress-row"):
-            yield Static("Type a URL or a path, then Enter (Escape leaves, / returns).", id="query-status")
+            yield Static(
+                "/ types a URL, a file or a folder; Enter runs it, Escape leaves the box.",
+                id="query-status",
+                classes="status",
+            )
             yield ProgressBar(total=None, show_eta=False, id="query-progress", classes="-hidden")
         with Horizontal(id="query-verdict"):
             yield BigText(id="query-big")
@@ -67,33 +82,41 @@ class QueryPane(Pane):
             yield recent
 
     def default_focus(self) -> Widget | None:
-        source = self.query_one("#query-source", Input)
-        return source if not self.recent else self.query_one("#query-recent")
-
-    @property
-    def running(self) -> bool:
-        return self.cancel is not None
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "cancel":
-            return True if self.running else None
-        return True
+        """Never the source box: `/` gets there (as the footer says), so a '/' is never typed into
+        it by accident and keys 1-4 keep switching panes."""
+        return self.query_one("#query-recent")
 
     # ----------------------------------------------------------------- models
 
-    def models_changed(self) -> None:
-        app = self.genre_app
+    def watch_models(self, models: tuple[ModelInfo, ...]) -> None:
+        with self._loaded_lock:
+            self._loaded.clear()  # a name may now be another model (removed, trained again)
         select = self.query_one("#query-model", Select)
-        usable = [m.name for m in app.models if m.error is None]
+        usable = [m.name for m in models if m.error is None]
         with self.prevent(Select.Changed):
             select.set_options([(name, name) for name in reversed(usable)])
-            if app.model_name in usable:
-                select.value = app.model_name
+            if self.model_name in usable:
+                select.value = self.model_name
+
+    def watch_model_name(self, name: str | None) -> None:
+        select = self.query_one("#query-model", Select)
+        if name is not None and name != select.value and any(m.name == name for m in self.models):
+            with self.prevent(Select.Changed):
+                select.value = name
 
     @on(Select.Changed, "#query-model")
     def _model_chosen(self, event: Select.Changed) -> None:
         if isinstance(event.value, str):
-            self.genre_app.select_model(event.value)
+            self.post_message(ModelChosen(event.value))
+
+    def _load(self, name: str) -> LoadedModel:
+        """registry.load, once per name (call from the job thread: it imports torch)."""
+        from genre_erkennung.core import registry
+
+        with self._loaded_lock:
+            if name not in self._loaded:
+                self._loaded[name] = registry.load(self.genre_app.workspace, name)
+            return self._loaded[name]
 
     # ----------------------------------------------------------------- actions
 
@@ -103,11 +126,6 @@ class QueryPane(Pane):
     def action_focus_model(self) -> None:
         self.query_one("#query-model", Select).focus()
 
-    def action_cancel(self) -> None:
-        if self.cancel is not None:
-            self.cancel.set()
-            self._status("Cancelling…")
-
     @on(Input.Submitted, "#query-source")
     def _submitted(self, event: Input.Submitted) -> None:
         self.start(event.value.strip())
@@ -115,49 +133,30 @@ class QueryPane(Pane):
     def start(self, source: str) -> None:
         if not source:
             return
-        if self.running:
-            self.notify("A query is already running (c cancels it).", severity="warning")
-            return
-        name = self.genre_app.model_name
+        name = self.model_name
         if not name:
             self.notify("No model yet: train one on the Training tab (3).", severity="warning")
-            self._status(Text("No model yet: train one first (tab 3).", style=tone(self, "text-warning")))
+            self.status(Text("No model yet: train one first (tab 3).", style=tone(self, "text-warning")))
             return
-        self.cancel = self.new_job()
-        self.refresh_bindings()
-        self._live, self._live_source = [], ""
-        bar = self.query_one("#query-progress", ProgressBar)
-        bar.update(total=None, progress=0)
-        bar.add_class("-hidden")
-        self._status(f"Loading model {name}…")
-        self._query(source, name, self.cancel)
-
-    @work(thread=True, exclusive=True, group="query", exit_on_error=False)
-    def _query(self, source: str, name: str, cancel: threading.Event) -> None:
         app = self.genre_app
-        try:
+
+        def work(report: ev.Reporter, cancel: Any) -> tuple[list[str], Any]:
             from genre_erkennung.core import predict
 
-            loaded = app.loaded_model(name)
-            self.post_message(EngineEvent("query", ev.Message(f"Classifying {source} with {name}…")))
+            loaded = self._load(name)
+            report(ev.Message(f"Classifying {source} with {name}…"))
             result = predict.query(
-                [source],
-                loaded,
-                app.settings,
-                app.workspace,
-                app.settings.query.max_items,
-                self.reporter("query"),
-                cancel,
+                [source], loaded, app.settings, app.workspace, app.settings.query.max_items, report, cancel
             )
-            self.post_message(JobDone("query", (list(loaded.genres), result)))
-        except GenreError as exc:
-            self.post_message(JobDone("query", error=str(exc)))
+            return list(loaded.genres), result
+
+        if self.start_job(work, self._answered, f"Loading model {name}…"):
+            self._live, self._live_source = [], ""
+            bar = self.query_one("#query-progress", ProgressBar)
+            bar.update(total=None, progress=0)
+            bar.add_class("-hidden")
 
     # ----------------------------------------------------------------- events
-
-    def on_engine_event(self, message: EngineEvent) -> None:
-        message.stop()
-        self.apply(message.event)
 
     def apply(self, event: ev.Event) -> None:
         bar = self.query_one("#query-progress", ProgressBar)
@@ -166,13 +165,13 @@ class QueryPane(Pane):
                 bar.remove_class("-hidden")
                 if total:
                     bar.update(total=total, progress=got)
-                    self._status(f"Downloading: {_mb(got)} of {_mb(total)}")
+                    self.status(f"Downloading: {_mb(got)} of {_mb(total)}")
                 else:
-                    self._status(f"Downloading: {_mb(got)}")
+                    self.status(f"Downloading: {_mb(got)}")
             case ev.Downloaded(title=title, cached=cached):
                 if bar.total is not None:
                     bar.update(progress=bar.total)
-                self._status(f"{'In the download cache' if cached else 'Downloaded'}: {title}; classifying…")
+                self.status(f"{'In the download cache' if cached else 'Downloaded'}: {title}; classifying…")
             case ev.ChunkVote() as v:
                 if v.source != self._live_source:
                     self._live_source, self._live = v.source, []
@@ -182,32 +181,18 @@ class QueryPane(Pane):
                 self.query_one("#query-strip", VoteStrip).set_votes(self._live_genres, self._live)
                 self._chunk_row(self._live_genres, v.index, v.start, v.end, v.genre, v.probabilities)
             case ev.SongFailed(error=error):
-                self._status(Text(error, style=tone(self, "text-error")))
+                self.status(Text(error, style=tone(self, "text-error")))
                 self.notify(error, title="query", severity="error")
             case ev.Message(text=text):
-                self._status(text)
+                self.status(text)
             case _:
                 pass
 
-    def on_job_done(self, message: JobDone) -> None:
-        message.stop()
-        self.cancel = None
-        self.refresh_bindings()
-        if message.error:
-            self._status(Text(message.error, style=tone(self, "text-error")))
-            self.notify(message.error, title="query", severity="error")
-            return
-        genres, result = message.result
+    def _answered(self, answer: tuple[list[str], Any]) -> None:
+        genres, result = answer
         self.show_results(genres, result.results, result.errors)
         if result.results and isinstance(self.app.focused, Input):
             self.query_one("#query-recent").focus()  # arrows now walk through the songs
-
-    def on_worker_state_changed(self, event: Any) -> None:
-        worker = event.worker
-        if worker.group == "query" and worker.error is not None:
-            self.cancel = None
-            self.refresh_bindings()
-            self._status(Text(f"error: {worker.error}", style=tone(self, "text-error")))
 
     # ----------------------------------------------------------------- display
 
@@ -225,7 +210,7 @@ class QueryPane(Pane):
         if errors:
             parts.append(f"{len(errors)} failed: {errors[0][1]}")
         style = tone(self, "text-error") if errors else ""
-        self._status(Text("; ".join(parts), style=style))
+        self.status(Text("; ".join(parts), style=style))
 
     def show_song(self, genres: list[str], song: Any) -> None:
         v = song.verdict
@@ -252,8 +237,9 @@ class QueryPane(Pane):
         table.add_column("from", key="time")
         names = genres or self._live_genres
         table.add_column("vote", key="vote", width=min(8, max((len(g) for g in names), default=4)))
-        for g in names:
-            table.add_column(g[:5], key=f"p:{g}", width=max(4, len(g[:5])))
+        # four columns fit "0.85"; the header wears the genre's colour, as in the legend above
+        for g, short in zip(names, abbreviations(names, 4), strict=True):
+            table.add_column(Text(short, style=chip(names, g)), key=f"p:{g}", width=4)
 
     def _chunk_row(
         self, genres: list[str], index: int, start: float, end: float, genre: str, probs: dict[str, float]
@@ -282,6 +268,3 @@ class QueryPane(Pane):
         index = event.option_index
         if 0 <= index < len(self.recent):
             self.show_song(*self.recent[index])
-
-    def _status(self, text: str | Text) -> None:
-        self.query_one("#query-status", Static).update(text)

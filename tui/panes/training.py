@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
-import threading
 from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Label, Select, Static
 
@@ -24,8 +23,11 @@ from genre_erkennung.core.config import Settings, TrainingSettings
 from genre_erkennung.core.dataset import Dataset
 from genre_erkennung.core.errors import GenreError
 
+from ..common import stop_reason
 from ..widgets.chart import TrainingChart
-from .base import EngineEvent, JobDone, Pane, tone
+from ..widgets.votestrip import abbreviations
+from .base import JobPane, tone
+from .messages import ModelSaved
 
 
 def _choices(name: str) -> tuple[str, ...]:
@@ -41,18 +43,23 @@ def _num(x: float | None) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
 
-class TrainingPane(Pane):
+class TrainingPane(JobPane):
     TITLE = "Training"
     PANE_ID = "training"
+    STOPPING = "Stopping after this batch; the best epoch so far is kept…"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("s", "start", "Start", tooltip="Train a model with these settings on the extracted features"),
-        Binding("c", "stop", "Stop", tooltip="Stop after this batch; the best epoch so far is saved"),
+        Binding("c", "cancel", "Stop", tooltip="Stop after this batch; the best epoch so far is saved"),
     ]
+
+    dataset: reactive[Dataset | None] = reactive(None)
+    features_version: reactive[int] = reactive(0)
+    model_name: reactive[str | None] = reactive(None)
+    """The selected model: its card is shown between runs."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.cancel: threading.Event | None = None
         self.result: Any = None
         self._card_note = ""
         self._features_note = "Extract the features, then s starts training."
@@ -102,12 +109,12 @@ class TrainingPane(Pane):
                     yield Static("No result yet.", id="train-result")
                     yield DataTable(id="train-confusion", cursor_type="none", show_cursor=False)
             with Vertical(id="train-right"):
-                yield Static(self._features_note, id="train-status")
+                yield Static(self._features_note, id="training-status", classes="status")
                 epochs: DataTable[Any] = DataTable(id="train-history", cursor_type="row")
                 epochs.border_title = "Epochs"
                 yield epochs
                 chart = TrainingChart(id="train-chart")
-                chart.border_title = "Loss (left) · accuracy (right)"
+                chart.border_title = "Loss (left) · accuracy (right) by epoch"
                 yield chart
 
     def on_mount(self) -> None:
@@ -125,17 +132,6 @@ class TrainingPane(Pane):
 
     def default_focus(self) -> Widget | None:
         return self.query_one("#train-history")
-
-    @property
-    def running(self) -> bool:
-        return self.cancel is not None
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "start":
-            return None if self.running else True
-        if action == "stop":
-            return True if self.running else None
-        return True
 
     # ----------------------------------------------------------------- settings
 
@@ -160,46 +156,26 @@ class TrainingPane(Pane):
     # ----------------------------------------------------------------- actions
 
     def action_start(self) -> None:
-        if self.running:
-            self.notify("Training is already running.", severity="warning")
-            return
-        ds = self.genre_app.dataset
+        ds = self.dataset
         if ds is None:
             self.notify("Scan a dataset first (tab 1).", severity="warning")
             return
         try:
             settings = self.form_settings()
         except GenreError as exc:
-            self._status(Text(str(exc), style=tone(self, "text-error")))
+            self.status(Text(str(exc), style=tone(self, "text-error")))
             return
         name = self.query_one("#train-name", Input).value.strip() or None
-        self.cancel = self.new_job()
-        self.refresh_bindings()
-        self._reset()
-        self._status("Loading features…")
-        self.query_one("#train-history").focus()
-        self._train(ds, settings, name, self.cancel)
+        workspace = self.genre_app.workspace
 
-    def action_stop(self) -> None:
-        if self.cancel is None:
-            return
-        self.cancel.set()
-        self._status("Stopping after this batch; the best epoch so far is kept…")
-
-    @work(thread=True, exclusive=True, group="train", exit_on_error=False)
-    def _train(self, ds: Dataset, settings: Settings, name: str | None, cancel: threading.Event) -> None:
-        app = self.genre_app
-        try:
+        def work(report: ev.Reporter, cancel: Any) -> Any:
             from genre_erkennung.core.train import train
 
-            result = train(
-                ds, settings, app.workspace, name=name, report=self.reporter("train"), cancel=cancel
-            )
-            app.refresh_models(select=result.name)
-            self.post_message(JobDone("train", result))
-        except GenreError as exc:
-            self.post_message(JobDone("train", error=str(exc)))
-            app.refresh_models()
+            return train(ds, settings, workspace, name=name, report=report, cancel=cancel)
+
+        if self.start_job(work, self._trained, "Loading features…"):
+            self._reset()
+            self.query_one("#train-history").focus()
 
     # ----------------------------------------------------------------- events
 
@@ -210,24 +186,19 @@ class TrainingPane(Pane):
         self.query_one("#train-result", Static).update("Training…")
         self.query_one("#train-confusion", DataTable).clear(columns=True)
 
-    def on_engine_event(self, message: EngineEvent) -> None:
-        message.stop()
-        self.apply(message.event)
-
     def apply(self, event: ev.Event) -> None:
-        """Show one engine event (also used by tests to drive the pane deterministically)."""
         match event:
             case ev.JobStarted(total=total):
-                self._status(f"Training for up to {total} epochs…")
+                self.status(f"Training for up to {total} epochs…")
             case ev.EpochEnd() as e:
                 self._epoch_row(e)
-                self._status(
+                self.status(
                     f"Epoch {e.epoch} of {e.epochs}: loss {_num(e.loss)}, val acc {_pct(e.val_accuracy)}, "
                     f"{e.chunks_per_s:.0f} chunks/s"
                 )
             case ev.Message(text=text, level=level):
                 style = tone(self, "text-warning") if level == "warning" else ""
-                self._status(Text(text, style=style))
+                self.status(Text(text, style=style))
             case _:
                 pass
 
@@ -248,32 +219,22 @@ class TrainingPane(Pane):
             e.epoch, e.loss, e.accuracy, e.val_loss, e.val_accuracy
         )
 
-    def on_job_done(self, message: JobDone) -> None:
-        message.stop()
-        self.cancel = None
-        self.refresh_bindings()
-        if message.error:
-            self._status(Text(message.error, style=tone(self, "text-error")))
-            self.query_one("#train-result", Static).update("No result.")
-            return
-        self.show_result(message.result)
+    def _trained(self, result: Any) -> None:
+        self.show_result(result)
+        self.post_message(ModelSaved(result.name))
 
-    def on_worker_state_changed(self, event: Any) -> None:
-        worker = event.worker
-        if worker.group == "train" and worker.error is not None:
-            self.cancel = None
-            self.refresh_bindings()
-            self._status(Text(f"error: {worker.error}", style=tone(self, "text-error")))
+    def job_failed(self, error: str) -> None:
+        super().job_failed(error)
+        self.query_one("#train-result", Static).update("No result.")
 
     def show_result(self, result: Any) -> None:
         """A TrainResult (name, metrics, baseline, stopped): accuracy lines and the confusion matrix."""
         self.result = result
         m = result.metrics
-        why = {"epochs": "all epochs run", "early-stop": "stopped early", "cancelled": "stopped by you"}
         self._show_scores(m.song_accuracy, m.songs, m.chunk_accuracy, result.baseline.song_accuracy)
-        self._status(
+        self.status(
             Text(
-                f"Saved {result.name} ({why.get(result.stopped, result.stopped)}); "
+                f"Saved {result.name} ({stop_reason(result.stopped)}); "
                 "it is now the selected model.",
                 style=tone(self, "text-success"),
             )
@@ -281,16 +242,31 @@ class TrainingPane(Pane):
         confusion = m.confusion
         self._fill_confusion([str(g) for g in confusion.index], confusion.to_numpy().tolist())
 
-    def model_selected(self, name: str | None) -> None:
-        """Show a saved model's card (history, scores, confusion) unless a run is on screen."""
-        if self.running or name is None or (self.result is not None and self.result.name == name):
+    def watch_model_name(self, name: str | None) -> None:
+        if name is not None and not self.running and (self.result is None or self.result.name != name):
+            self._read_card(name)
+
+    @work(thread=True, exclusive=True, group="card", exit_on_error=False)
+    def _read_card(self, name: str) -> None:
+        """The card off the UI thread (the registry imports torch)."""
+        from genre_erkennung.core import registry
+        from genre_erkennung.core.errors import ModelError
+
+        try:
+            card = registry.read_card(self.genre_app.workspace.models / name, name)
+        except ModelError:
+            return  # not a finished model: nothing to show
+        self.app.call_from_thread(self.show_card, name, card)
+
+    def show_card(self, name: str, card: dict[str, Any]) -> None:
+        """A saved model's history, scores and confusion, unless a run is on screen."""
+        if self.running or self.model_name != name or (self.result is not None and self.result.name == name):
             return
         try:
-            card = json.loads((self.genre_app.workspace.models / name / "model.json").read_text("utf-8"))
             history, metrics = card["history"], card["metrics"]
             confusion = metrics["confusion"]
             baseline = card["baseline"]["song_accuracy"]
-        except (OSError, ValueError, KeyError, TypeError):
+        except (KeyError, TypeError):
             return  # not a finished model: nothing to show
         self.result = None
         table = self.query_one("#train-history", DataTable)
@@ -337,8 +313,8 @@ class TrainingPane(Pane):
         table = self.query_one("#train-confusion", DataTable)
         table.clear(columns=True)
         table.add_column("true", key="true")
-        for g in genres:
-            table.add_column(g[:3], key=g)
+        for g, short in zip(genres, abbreviations(genres, 3), strict=True):
+            table.add_column(short, key=g)
         good, bad = tone(self, "text-success"), tone(self, "text-error")
         for i, g in enumerate(genres):
             cells: list[Any] = [g[:8]]
@@ -350,14 +326,18 @@ class TrainingPane(Pane):
 
     # ----------------------------------------------------------------- display
 
-    def _status(self, text: str | Text) -> None:
-        self.query_one("#train-status", Static).update(text)
+    def watch_dataset(self) -> None:
+        self._features()
 
-    def dataset_changed(self, ds: Dataset | None) -> None:
+    def watch_features_version(self) -> None:
+        self._features()
+
+    def _features(self) -> None:
+        ds = self.dataset
         if self.running or ds is None:
             return
         songs = ds.usable()
-        extracted = sum(1 for s in songs if self.genre_app.feature_state(s).plain == "extracted")
+        extracted = self.genre_app.store_view.extracted(songs)
         if extracted < len(songs):
             self._features_note = f"{extracted} of {len(songs)} songs have features: extract first (tab 2)."
         else:
@@ -367,4 +347,4 @@ class TrainingPane(Pane):
     def _idle_status(self) -> None:
         """What the pane shows between runs: the model on screen, and whether training can start."""
         if not self.running and self.result is None:
-            self._status(" ".join(n for n in (self._card_note, self._features_note) if n))
+            self.status(" ".join(n for n in (self._card_note, self._features_note) if n))

@@ -1,10 +1,24 @@
-"""The live loss / accuracy chart of a training run (textual-plotext)."""
+"""The live loss / accuracy chart of a training run (textual-plotext).
+
+The legend is the box's bottom line (its border subtitle), not plotext's: plotext draws its own
+legend only when the plot is at least one row per series high, and then over the curves, so at
+80x24 there was none."""
 
 from __future__ import annotations
 
 import math
 
+from rich.color import Color
+from rich.text import Text
 from textual_plotext import PlotextPlot
+
+#: (label, colour, y axis) of each curve; colours from the vote strip's palette (dark and light themes).
+SERIES = (
+    ("loss", "#4e79a7", "left"),
+    ("val loss", "#76b7b2", "left"),
+    ("acc", "#f28e2b", "right"),
+    ("val acc", "#e15759", "right"),
+)
 
 
 class TrainingChart(PlotextPlot):
@@ -13,25 +27,21 @@ class TrainingChart(PlotextPlot):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.epochs: list[int] = []
-        self.loss: list[float] = []
-        self.val_loss: list[float] = []
-        self.accuracy: list[float] = []
-        self.val_accuracy: list[float] = []
+        self.series: dict[str, list[float]] = {label: [] for label, _, _ in SERIES}
         self._pending = False
 
     def clear_history(self) -> None:
-        for series in (self.epochs, self.loss, self.val_loss, self.accuracy, self.val_accuracy):
-            series.clear()
+        self.epochs.clear()
+        for values in self.series.values():
+            values.clear()
         self.replot()
 
     def add_epoch(
         self, epoch: int, loss: float, accuracy: float, val_loss: float, val_accuracy: float
     ) -> None:
         self.epochs.append(epoch)
-        self.loss.append(loss)
-        self.accuracy.append(accuracy)
-        self.val_loss.append(val_loss)
-        self.val_accuracy.append(val_accuracy)
+        for label, value in zip(self.series, (loss, val_loss, accuracy, val_accuracy), strict=True):
+            self.series[label].append(value)
         if not self._pending:  # fast epochs: redraw at most five times a second
             self._pending = True
             self.set_timer(0.2, self.replot)
@@ -44,18 +54,17 @@ class TrainingChart(PlotextPlot):
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.xlabel("epoch")
+        legend = Text()
         if not self.epochs:
             plt.title("no epochs yet")
-            self.refresh()
-            return
-        x = self.epochs
-        plt.plot(x, self.loss, label="loss", marker="braille")
-        if not all(math.isnan(v) for v in self.val_loss):
-            plt.plot(x, self.val_loss, label="val loss", marker="braille")
-        plt.plot(x, self.accuracy, label="acc", yside="right", marker="braille")
-        if not all(math.isnan(v) for v in self.val_accuracy):
-            plt.plot(x, self.val_accuracy, label="val acc", yside="right", marker="braille")
-        step = max(1, -(-len(x) // 6))
-        plt.xticks([float(t) for t in x[::step]])
+        for label, colour, side in SERIES:
+            values = self.series[label]
+            if not self.epochs or all(math.isnan(v) for v in values):
+                continue
+            plt.plot(self.epochs, values, yside=side, marker="braille", color=Color.parse(colour).triplet)
+            legend.append(" ━ ", style=colour).append(label)
+        if self.epochs:
+            step = max(1, -(-len(self.epochs) // 6))
+            plt.xticks([float(e) for e in self.epochs[::step]])
+        self.border_subtitle = legend.append(" ") if legend else None
         self.refresh()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from rich.color import Color
@@ -9,6 +10,8 @@ from rich.style import Style
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
+
+from ..common import clock, genre_list
 
 #: Tableau 10: distinct hues that stand out on dark and on light backgrounds alike.
 PALETTE = (
@@ -39,10 +42,20 @@ def ink(background: str) -> str:
     return "#000000" if 0.299 * r + 0.587 * g + 0.114 * b > 140 else "#ffffff"
 
 
-def clock(seconds: float) -> str:
-    m, s = divmod(int(seconds + 0.5), 60)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+def abbreviations(genres: list[str], width: int) -> list[str]:
+    """Headers of at most `width` characters, no two alike: 'electronic' -> 'elec'; 'jazz' and
+    'jazz, smooth' -> 'jaz1', 'jaz2' (the legend and the colours name them in full)."""
+    short = [g[:width].rstrip(" ,") or g[:width] for g in genres]
+    clashes = Counter(short)
+    seen: Counter[str] = Counter()
+    out: list[str] = []
+    for name in short:
+        if clashes[name] > 1:
+            seen[name] += 1
+            number = str(seen[name])
+            name = name[: width - len(number)] + number
+        out.append(name)
+    return out if len(set(out)) == len(out) else [str(i) for i in range(1, len(out) + 1)]
 
 
 def chip(genres: list[str], genre: str) -> Style:
@@ -99,6 +112,6 @@ class VoteStrip(Widget):
         for g in genres:
             colour = genre_colour(genres, g)
             legend.append("■ ", Style(color=colour))
-            legend.append(f"{g}  ")
+            legend.append(f"{genre_list([g])}  ")
         legend.truncate(width, overflow="ellipsis")
         return Text("\n").join([strip, Text("".join(times), style="dim"), legend])
