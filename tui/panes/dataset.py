@@ -139,12 +139,11 @@ class DatasetPane(JobPane):
     # ----------------------------------------------------------------- work
 
     def scan(self, root: Path) -> None:
-        """Scan `root` exactly as the CLI does (probe cache, shortest usable song), then tell the app."""
+        """Scan `root` as every CLI command does (core's one scan), then tell the app."""
         app = self.genre_app
-        cache, min_seconds = app.workspace.song_cache, app.settings.audio.min_chunk_seconds
 
         def work(_report: ev.Reporter, _cancel: Any) -> Dataset:
-            return ds_mod.scan(root, cache=cache, min_seconds=min_seconds)
+            return ds_mod.scan_dataset(root, app.settings, app.workspace)
 
         def done(ds: Dataset) -> None:
             self.post_message(DatasetScanned(ds))
