@@ -378,8 +378,8 @@ async def test_training_pane_shows_the_selected_models_card(dataset: Path, train
         await pilot.press("3")
         card = registry.read_card(Workspace(trained).models / app.model_name, app.model_name)
         assert f"Showing {app.model_name}" in text_of(app, "#training-status")
-        assert len(table_rows(app, "#train-history")) == len(card["history"])
-        assert [r[0] for r in table_rows(app, "#train-confusion")] == card["genres"]
+        assert len(table_rows(app, "#train-history")) == len(card.history)
+        assert [r[0] for r in table_rows(app, "#train-confusion")] == card.genres
         assert "songs " in text_of(app, "#train-result")
 
 
@@ -428,7 +428,7 @@ async def test_keys_work_while_training_runs_and_stop_keeps_best(dataset: Path, 
         await until(pilot, lambda: not pane.running, timeout=60)
         assert "stopped by you" in text_of(app, "#training-status")
     card = registry.read_card(Workspace(trained).models / "lang", "lang")
-    assert card["status"] == "stopped" and card["training"]["epochs_run"] >= 2
+    assert card.status == "stopped" and card.training.epochs_run >= 2
 
 
 # ---------------------------------------------------------------------------------------- query

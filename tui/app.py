@@ -346,7 +346,7 @@ class GenreApp(App[None]):
 
     @work(thread=True, group="models", exit_on_error=False)
     def _list_models(self, select: str | None = None) -> None:
-        """The saved models, read off the UI thread (the registry imports torch)."""
+        """The saved models, read off the UI thread (one card file per model)."""
         from genre_erkennung.core import registry
 
         self.call_from_thread(self._models_listed, registry.list_models(self.workspace), select)

@@ -10,7 +10,7 @@ import math
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
@@ -19,9 +19,11 @@ from textual.widgets import DataTable, Input, Label, Select, Static
 
 from genre_erkennung.core import config as config_mod
 from genre_erkennung.core import events as ev
+from genre_erkennung.core import registry
+from genre_erkennung.core.card import ModelCard
 from genre_erkennung.core.config import Settings, TrainingSettings
 from genre_erkennung.core.dataset import Dataset
-from genre_erkennung.core.errors import GenreError
+from genre_erkennung.core.errors import GenreError, ModelError
 
 from ..common import stop_reason
 from ..widgets.chart import TrainingChart
@@ -234,8 +236,7 @@ class TrainingPane(JobPane):
         self._show_scores(m.song_accuracy, m.songs, m.chunk_accuracy, result.baseline.song_accuracy)
         self.status(
             Text(
-                f"Saved {result.name} ({stop_reason(result.stopped)}); "
-                "it is now the selected model.",
+                f"Saved {result.name} ({stop_reason(result.stopped)}); it is now the selected model.",
                 style=tone(self, "text-success"),
             )
         )
@@ -243,57 +244,43 @@ class TrainingPane(JobPane):
         self._fill_confusion([str(g) for g in confusion.index], confusion.to_numpy().tolist())
 
     def watch_model_name(self, name: str | None) -> None:
-        if name is not None and not self.running and (self.result is None or self.result.name != name):
-            self._read_card(name)
-
-    @work(thread=True, exclusive=True, group="card", exit_on_error=False)
-    def _read_card(self, name: str) -> None:
-        """The card off the UI thread (the registry imports torch)."""
-        from genre_erkennung.core import registry
-        from genre_erkennung.core.errors import ModelError
-
+        """Show the selected model's card, unless a run is on screen."""
+        if name is None or self.running or (self.result is not None and self.result.name == name):
+            return
         try:
             card = registry.read_card(self.genre_app.workspace.models / name, name)
         except ModelError:
-            return  # not a finished model: nothing to show
-        self.app.call_from_thread(self.show_card, name, card)
+            return  # not a finished model (or damaged: the Query pane's list says why)
+        self.show_card(card)
 
-    def show_card(self, name: str, card: dict[str, Any]) -> None:
-        """A saved model's history, scores and confusion, unless a run is on screen."""
-        if self.running or self.model_name != name or (self.result is not None and self.result.name == name):
-            return
-        try:
-            history, metrics = card["history"], card["metrics"]
-            confusion = metrics["confusion"]
-            baseline = card["baseline"]["song_accuracy"]
-        except (KeyError, TypeError):
-            return  # not a finished model: nothing to show
+    def show_card(self, card: ModelCard) -> None:
+        """A saved model's history, scores and confusion."""
         self.result = None
-        table = self.query_one("#train-history", DataTable)
-        table.clear()
+        self.query_one("#train-history", DataTable).clear()
         chart = self.query_one("#train-chart", TrainingChart)
         chart.clear_history()
-        total = card.get("settings", {}).get("epochs", len(history))
         nan = float("nan")
-        for h in history:
+        for h in card.history:
+            val_loss = nan if h.val_loss is None else h.val_loss
+            val_accuracy = nan if h.val_accuracy is None else h.val_accuracy
             self._epoch_row(
                 ev.EpochEnd(
-                    h["epoch"],
-                    total,
-                    h["loss"],
-                    h["accuracy"],
-                    nan if h.get("val_loss") is None else h["val_loss"],
-                    nan if h.get("val_accuracy") is None else h["val_accuracy"],
-                    h["seconds"],
-                    h["chunks_per_s"],
-                    h["best"],
+                    h.epoch,
+                    card.settings.epochs,
+                    h.loss,
+                    h.accuracy,
+                    val_loss,
+                    val_accuracy,
+                    h.seconds,
+                    h.chunks_per_s,
+                    h.best,
                 )
             )
         chart.replot()
-        self._show_scores(metrics["song_accuracy"], metrics["songs"], metrics["chunk_accuracy"], baseline)
-        self._fill_confusion(confusion["genres"], confusion["counts"])
-        when = str(card.get("created", ""))[:10]
-        self._card_note = f"Showing {name} ({card.get('status', '?')}, {when})."
+        m = card.metrics
+        self._show_scores(m.song_accuracy, m.songs, m.chunk_accuracy, card.baseline.song_accuracy)
+        self._fill_confusion(m.confusion.genres, m.confusion.counts)
+        self._card_note = f"Showing {card.name} ({card.status}, {card.created[:10]})."
         self._idle_status()
 
     def _show_scores(self, song_acc: float, songs: int, chunk_acc: float, baseline: float) -> None:
