@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import reactive
@@ -56,7 +57,7 @@ class DatasetPane(JobPane):
         super().__init__(**kwargs)
         self._demo_total = self._demo_done = 0
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         yield Input(
             placeholder="dataset root (ROOT/train/<genre>/…, ROOT/test/<genre>/…), Enter scans",
             id="dataset-root",

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.reactive import reactive
@@ -43,7 +44,7 @@ class ExtractionPane(JobPane):
         self.failed = 0
         self._working: dict[int, str] = {}  # worker slot -> path it works on
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         yield Static("Scan a dataset first (Dataset tab).", id="extraction-status", classes="status")
         with Horizontal(id="extract-progress-row"):
             yield ProgressBar(total=None, show_eta=False, id="extract-progress")

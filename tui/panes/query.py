@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import on
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.reactive import reactive
@@ -57,7 +58,7 @@ class QueryPane(JobPane):
         self._loaded: dict[str, LoadedModel] = {}  # loaded once per name, until the models change
         self._loaded_lock = threading.Lock()
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         with Horizontal(id="query-bar"):
             yield Input(placeholder="URL, file or folder; Enter runs", compact=True, id="query-source")
             yield Label("model", id="query-model-label")

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
@@ -66,7 +67,7 @@ class TrainingPane(JobPane):
         self._card_note = ""
         self._features_note = "Extract the features, then s starts training."
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         ts = self.genre_app.settings.training
         with Horizontal(id="train-body"):
             with Vertical(id="train-left"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import unicodedata
 
 from rich.text import Text
+from textual.geometry import Size
 from textual.reactive import reactive
 from textual.widget import Widget
 
@@ -87,8 +88,8 @@ class BigText(Widget):
             return Text(self.text, style="bold")
         return Text(f"{top}\n{bottom}")
 
-    def get_content_width(self, container, viewport) -> int:
+    def get_content_width(self, container: Size, viewport: Size) -> int:
         return len(render_big(self.text)[0]) if self.text else 0
 
-    def get_content_height(self, container, viewport, width: int) -> int:
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return 2

@@ -24,8 +24,8 @@ SERIES = (
 class TrainingChart(PlotextPlot):
     """Loss (left axis) and accuracy (right axis) per epoch; validation curves when there are any."""
 
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
         self.epochs: list[int] = []
         self.series: dict[str, list[float]] = {label: [] for label, _, _ in SERIES}
         self._pending = False

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from rich.color import Color
 from rich.style import Style
 from rich.text import Text
+from textual.geometry import Size
 from textual.reactive import reactive
 from textual.widget import Widget
 
@@ -82,7 +83,7 @@ class VoteStrip(Widget):
         self.genres = tuple(genres)
         self.votes = tuple(sorted(votes, key=lambda v: v.index))
 
-    def get_content_height(self, container, viewport, width: int) -> int:
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return 3
 
     def render(self) -> Text:
