@@ -208,19 +208,18 @@ async def test_open_folder_with_keys_only(
 async def test_demo_key_generates_and_opens_the_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from genre_erkennung.tui.panes import dataset as dataset_pane
 
-    monkeypatch.setattr(dataset_pane, "DEMO_SONGS_PER_GENRE", 2)
-    monkeypatch.setattr(dataset_pane, "DEMO_SECONDS", 12.0)
+    monkeypatch.setattr(dataset_pane, "DEMO_SIZE", (2, 12.0))
     app = make_app(tiny_settings(None, tmp_path / "ws"))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("d")
         await until(pilot, lambda: app.dataset is not None, timeout=120)
-        assert app.dataset_root == tmp_path / "ws" / "demo" / "dataset"
+        assert app.dataset_root == Workspace(tmp_path / "ws").demo_dataset(2, 12.0)  # as `genre demo` does
         assert app.dataset.genres == ["ambient", "electronic", "jazz", "rock"]
         assert "8 songs in 4 genres" in text_of(app, "#dataset-status")
     again = make_app(tiny_settings(None, tmp_path / "ws"))  # the next start opens it by itself
     async with again.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: again.dataset is not None)
-        assert again.query_one(InfoBar).dataset.endswith("demo/dataset")
+        assert again.query_one(InfoBar).dataset.endswith("demo/dataset-2x12s")
 
 
 # ---------------------------------------------------------------------------------------- extraction

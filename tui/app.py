@@ -130,8 +130,8 @@ class GenreApp(App[None]):
         self.dataset_root: Path | None = (
             Path(self.settings.dataset).expanduser() if self.settings.dataset else None
         )
-        if self.dataset_root is None and demo_root(self.workspace.root).is_dir():
-            self.dataset_root = demo_root(self.workspace.root)  # made by `genre demo` or key d
+        if self.dataset_root is None and demo_root(self.workspace).is_dir():
+            self.dataset_root = demo_root(self.workspace)  # made by `genre demo` or key d
         self.device_label = device
         self._path_display = path_display or _home_path
         self.scan_on_mount = scan_on_mount

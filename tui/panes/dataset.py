@@ -18,15 +18,15 @@ from textual.widgets import DataTable, Input, Static, Tree
 from genre_erkennung.core import dataset as ds_mod
 from genre_erkennung.core import events as ev
 from genre_erkennung.core.dataset import Dataset, Song
+from genre_erkennung.core.workspace import DEMO_SECONDS, DEMO_SONGS_PER_GENRE, Workspace
 
 from ..common import clock
 from .base import JobPane, plural, relative, tone
 from .features import FeatureState
 from .messages import DatasetScanned
 
-#: The demo's size: the same as `genre demo` makes by default (tests shrink it).
-DEMO_SONGS_PER_GENRE = 8
-DEMO_SECONDS = 45.0
+#: The demo the d key makes: `genre demo`'s default size (tests shrink it).
+DEMO_SIZE = (DEMO_SONGS_PER_GENRE, DEMO_SECONDS)
 
 
 def _length(song: Song) -> str:
@@ -34,9 +34,9 @@ def _length(song: Song) -> str:
     return clock(song.duration) if song.duration is not None else "–"
 
 
-def demo_root(workspace_root: Path) -> Path:
-    """Where `d` puts the generated demo dataset: the same folder `genre demo` uses."""
-    return workspace_root / "demo" / "dataset"
+def demo_root(workspace: Workspace) -> Path:
+    """Where the d key puts the demo dataset: where `genre demo` puts one of that size."""
+    return workspace.demo_dataset(*DEMO_SIZE)
 
 
 class DatasetPane(JobPane):
@@ -109,8 +109,7 @@ class DatasetPane(JobPane):
     def action_demo(self) -> None:
         from genre_erkennung.core import demo
 
-        dest = demo_root(self.genre_app.workspace.root)
-        size = (DEMO_SONGS_PER_GENRE, DEMO_SECONDS)  # read now: tests shrink them
+        dest, size = demo_root(self.genre_app.workspace), DEMO_SIZE
         self._demo_total = self._demo_done = 0
 
         def work(report: ev.Reporter, cancel: Any) -> Path:
