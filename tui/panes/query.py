@@ -101,7 +101,8 @@ class QueryPane(JobPane):
 
     def watch_model_name(self, name: str | None) -> None:
         select = self.query_one("#query-model", Select)
-        if name is not None and name != select.value and any(m.name == name for m in self.models):
+        usable = {m.name for m in self.models if m.error is None}  # the names the list offers
+        if name in usable and name != select.value:
             with self.prevent(Select.Changed):
                 select.value = name
 
