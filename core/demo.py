@@ -25,6 +25,7 @@ from .atomic import atomic_path, atomic_write_json
 from .audio import find_ffmpeg
 from .errors import Cancelled, ConfigError, GenreError
 from .synth import render
+from .workspace import DEMO_SECONDS, DEMO_SONGS_PER_GENRE
 
 GENRES = ("electronic", "ambient", "rock", "jazz")
 MIN_SECONDS = 12.0
@@ -81,8 +82,8 @@ class _Song:
 
 def generate(
     dest: Path,
-    songs_per_genre: int = 8,
-    seconds: float = 45.0,
+    songs_per_genre: int = DEMO_SONGS_PER_GENRE,
+    seconds: float = DEMO_SECONDS,
     test_ratio: float = 0.25,
     seed: int = 0,
     sample_rate: int = 44100,

@@ -136,7 +136,7 @@ def list_(
             table.add_row(
                 i.name,
                 i.kind,
-                ", ".join(i.genres),
+                common.genre_list(i.genres),
                 _pct(i.song_accuracy),
                 _pct(i.baseline_song_accuracy),
                 i.created,
