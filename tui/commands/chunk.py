@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from genre_erkennung.core import audio
 from genre_erkennung.core.errors import AudioError, GenreError
 
 from .. import common
@@ -23,6 +22,8 @@ def chunk(
     verbose: common.VerboseOpt = False,
 ) -> None:
     """Cut songs into fixed-length mono chunks (32-bit float WAV at audio.sample_rate)."""
+    from genre_erkennung.core import audio  # numpy: loaded by the command, not by `genre --help`
+
     ctx = common.load(config, workspace)
     a = ctx.settings.audio
     if out.exists() and not out.is_dir():

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from genre_erkennung.core import dataset as ds_mod
-
 from .. import common
+
+if TYPE_CHECKING:  # the module (and numpy) loads when a command runs, not for --help
+    from genre_erkennung.core import dataset as ds_mod
 
 app = typer.Typer(
     help="Inspect a dataset, or split a folder of genres into train/test.", no_args_is_help=True
@@ -30,6 +31,8 @@ def show(
     verbose: common.VerboseOpt = False,
 ) -> None:
     """Songs and hours per genre and split, and every problem found."""
+    from genre_erkennung.core import dataset as ds_mod
+
     ctx = common.load(config, workspace, root or dataset)
     ds = ds_mod.scan_dataset(ctx.dataset_root(), ctx.settings, ctx.workspace)
     if as_json:
@@ -71,6 +74,8 @@ def split(
     verbose: common.VerboseOpt = False,
 ) -> None:
     """Split SRC/<genre>/ into DEST/train and DEST/test by song; SRC is never changed."""
+    from genre_erkennung.core import dataset as ds_mod
+
     result = ds_mod.split(src, dest, test_ratio=test_ratio, seed=seed, link=link)
     table = Table(title=str(dest), title_justify="left")
     for col in ("genre", "train", "test"):

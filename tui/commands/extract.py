@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from genre_erkennung.core import dataset as ds_mod
 from genre_erkennung.core import events
 
 from .. import common
@@ -30,6 +29,7 @@ def extract(
 ) -> None:
     """Decode, chunk and compute features for every song; resumes where it stopped."""
     ctx = common.load(config, workspace, dataset, extraction__workers=workers, features__backend=backend)
+    from genre_erkennung.core import dataset as ds_mod
     from genre_erkennung.core.extract import extract as run_extract
 
     ds = ds_mod.scan_dataset(ctx.dataset_root(), ctx.settings, ctx.workspace)

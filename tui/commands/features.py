@@ -8,9 +8,6 @@ from typing import Annotated
 
 import typer
 
-from genre_erkennung.core.features import file_features
-from genre_erkennung.core.features.export import save_csv, save_npz
-
 from .. import common
 
 
@@ -43,6 +40,9 @@ def features(
     Prints the written files on stdout. To compare with sonic-annotator on the file itself,
     pass the file's own rate as --sample-rate.
     """
+    from genre_erkennung.core.features import file_features
+    from genre_erkennung.core.features.export import save_csv, save_npz
+
     ctx = common.load(config, workspace, features__backend=backend, audio__sample_rate=sample_rate)
     settings = ctx.settings
     result = file_features(song, settings.audio.sample_rate, settings.features)
