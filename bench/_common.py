@@ -72,3 +72,8 @@ def timed(fn: Callable[[], object]) -> float:
 
 def run(*args: str) -> None:
     subprocess.run([GENRE, *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def load_average() -> str:
+    """The 1-, 5- and 15-minute load averages, printed beside every figure."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())

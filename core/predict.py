@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import audio
+from .card import ModelCard
 from .config import Settings
 from .dataset import NOT_AUDIO, content_key
 from .errors import AudioError, Cancelled, GenreError, ModelError
@@ -87,13 +88,18 @@ class QueryResult:
 
 def settings_for(loaded: LoadedModel, settings: Settings) -> Settings:
     """The user's settings with the audio framing and backend the model was trained on."""
-    trained = loaded.card.features.config
+    return settings_for_card(loaded.card, settings)
+
+
+def settings_for_card(card: ModelCard, settings: Settings) -> Settings:
+    """`settings_for` from the card alone (no torch): what a cold query starts decoding with."""
+    trained = card.features.config
     s = copy.deepcopy(settings)
     s.audio.sample_rate = int(trained["sample_rate"])
     s.audio.chunk_seconds = float(trained["chunk_seconds"])
     s.audio.min_chunk_seconds = float(trained["min_chunk_seconds"])
     s.features.backend = str(trained.get("backend", s.features.backend))
-    check_features(loaded.card, s)
+    check_features(card, s)
     return s
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -144,10 +145,11 @@ def query(
         _check_writable(csv)
     from genre_erkennung.core.predict import query as run_query
 
-    loaded = load_model(ctx, model)
+    cancel = ev.new_cancel()
+    loaded = _load_decoding(ctx, model, sources[0], cancel)
     reporter = _Downloads(quiet=False)
     result = run_query(
-        sources, loaded, ctx.settings, ctx.workspace, ctx.settings.query.max_items, reporter, ev.new_cancel()
+        sources, loaded, ctx.settings, ctx.workspace, ctx.settings.query.max_items, reporter, cancel
     )
     if as_json:
         common.out.print(json.dumps(result.to_json(), ensure_ascii=False, indent=2), markup=False)
@@ -179,6 +181,13 @@ def _check_writable(path: Path) -> None:
 def load_model(ctx: common.Context, name: str | None) -> LoadedModel:
     """--model, else query.model from the config, else the newest model."""
     from genre_erkennung.core import registry
+
+    return registry.load(ctx.workspace, model_name(ctx, name), _device(ctx))
+
+
+def model_name(ctx: common.Context, name: str | None) -> str:
+    """--model, else query.model from the config, else the newest model (no torch needed)."""
+    from genre_erkennung.core import registry
     from genre_erkennung.core.errors import ModelError
 
     name = name or ctx.settings.query.model
@@ -190,7 +199,31 @@ def load_model(ctx: common.Context, name: str | None) -> LoadedModel:
                 "(or `genre demo`) first"
             )
         name = newest.name
-    return registry.load(ctx.workspace, name, _device(ctx))
+    return name
+
+
+def _load_decoding(ctx: common.Context, name: str | None, first: str, cancel: threading.Event) -> LoadedModel:
+    """Load the model while the first source, a local song, is decoded into the store (see
+    core/prefetch.py): a cold query then pays for torch's import and the decode once, not
+    one after the other."""
+    from genre_erkennung.core import prefetch, registry
+    from genre_erkennung.core.errors import GenreError
+    from genre_erkennung.core.predict import settings_for_card
+
+    name = model_name(ctx, name)
+    try:
+        card = registry.read_card(registry.model_dir(ctx.workspace, name), name)
+        early = prefetch.start(first, settings_for_card(card, ctx.settings), ctx.workspace, cancel)
+    except GenreError:
+        early = None  # loading the model says what is wrong with it
+    try:
+        return registry.load(ctx.workspace, name, _device(ctx))
+    except BaseException:
+        cancel.set()
+        raise
+    finally:
+        if early is not None:
+            early.join()
 
 
 def _device(ctx: common.Context) -> str:
