@@ -70,8 +70,13 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t
 
 
-def run(*args: str) -> None:
-    subprocess.run([GENRE, *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def run(*args: str) -> float:
+    """Run `genre ARGS`; returns its CPU seconds (its own and its ffmpeg children's)."""
+    proc = subprocess.Popen([GENRE, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise subprocess.CalledProcessError(os.waitstatus_to_exitcode(status), [GENRE, *args])
+    return usage.ru_utime + usage.ru_stime
 
 
 def load_average() -> str:
