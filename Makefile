@@ -39,6 +39,7 @@ bench: $(BIN)/genre
 	$(BIN)/python bench/extract.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/query.py
+	$(BIN)/python bench/startup.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

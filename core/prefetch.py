@@ -20,7 +20,7 @@ from . import audio
 from .config import FeatureSettings, Settings
 from .dataset import content_key
 from .extract import extract_song
-from .features import FeatureBatch
+from .features import Backend, FeatureBatch
 from .store import store_for
 from .workspace import Workspace
 
@@ -32,9 +32,9 @@ class _Deferred:
 
     def __init__(self, settings: FeatureSettings) -> None:
         self.settings = settings
-        self._real = None
+        self._real: Backend | None = None
 
-    def _backend(self):
+    def _backend(self) -> Backend:
         if self._real is None:
             from .features import get_backend
 
