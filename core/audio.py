@@ -142,6 +142,7 @@ def _probe(p: Path) -> AudioInfo:
         text=True,
         errors="replace",
         check=False,
+        start_new_session=True,  # as in stream(): our Ctrl-C must not look like a bad file
     )
     err = proc.stderr
     if proc.returncode < 0:

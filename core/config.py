@@ -178,15 +178,38 @@ def override(settings: Settings, dotted: str, value: Any) -> None:
     _check_consistency(settings, "command line")
 
 
+def config_files(config: Path | None = None, *, use_user_config: bool = True) -> list[Path]:
+    """The files `load` reads, lowest precedence first."""
+    files = []
+    user = user_config_path()
+    if use_user_config and not os.environ.get("GENRE_NO_USER_CONFIG") and user.is_file():
+        files.append(user)
+    if config is not None:
+        files.append(Path(config))
+    return files
+
+
 def load(config: Path | None = None, *, use_user_config: bool = True) -> Settings:
     """Defaults, then the user's config file, then `config`. Flags are applied by the caller."""
     settings = Settings()
-    user = user_config_path()
-    if use_user_config and not os.environ.get("GENRE_NO_USER_CONFIG") and user.is_file():
-        load_file(settings, user)
-    if config is not None:
-        load_file(settings, Path(config))
+    for path in config_files(config, use_user_config=use_user_config):
+        load_file(settings, path)
     return settings
+
+
+def key_source(dotted: str, config: Path | None = None) -> Path | None:
+    """The config file whose value of `dotted` (e.g. query.model) is in effect; None: the default.
+    For messages that must say where a setting came from (the files were already validated)."""
+    for path in reversed(config_files(config)):
+        try:
+            data: Any = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            continue
+        for part in dotted.split("."):
+            data = data.get(part) if isinstance(data, dict) else None
+        if data is not None:
+            return path
+    return None
 
 
 def as_dict(settings: Any) -> dict[str, Any]:

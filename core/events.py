@@ -121,6 +121,16 @@ class ChunkVote(Event):
 
 
 @dataclass(frozen=True)
+class QueryProgress(Event):
+    """Files of a query so far: looked at (of `total` known yet), classified, failed."""
+
+    looked: int
+    total: int
+    classified: int
+    failed: int
+
+
+@dataclass(frozen=True)
 class JobFinished(Event):
     """A batch job ended (`cancelled` if the user stopped it)."""
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from urllib.parse import urlparse
 
 from .atomic import atomic_write_json
 from .errors import Cancelled, FetchError
-from .events import Downloaded, DownloadProgress, Reporter, ignore
+from .events import Downloaded, DownloadProgress, Message, Reporter, ignore
 from .workspace import Workspace
 
 #: Extractors whose ids are only a file name, unique per site at best: the URL goes into the key.
@@ -97,17 +99,38 @@ def _one_line(message: str, url: str) -> str:
 class Downloads:
     """The downloads folder and its manifest."""
 
-    def __init__(self, workspace: Workspace) -> None:
+    def __init__(self, workspace: Workspace, report: Reporter = ignore) -> None:
         self.folder = workspace.downloads
         self.folder.mkdir(parents=True, exist_ok=True)
         self.index_path = self.folder / "index.json"
+        self.report = report
 
     def _index(self) -> dict[str, Any]:
+        """The manifest. A damaged one is never dropped silently: it is kept aside under a new
+        name, a new index starts, and one line says so (earlier URLs are looked up again)."""
         try:
-            data = json.loads(self.index_path.read_text(encoding="utf-8"))
-            return data if isinstance(data, dict) else {}
-        except (OSError, ValueError):
+            raw = self.index_path.read_bytes()
+        except FileNotFoundError:
             return {}
+        except OSError as exc:
+            raise FetchError(f"{self.index_path}: cannot read it ({exc.strerror})") from None
+        try:
+            data = json.loads(raw)
+            if isinstance(data, dict):
+                return data
+            why = "not a JSON object"
+        except ValueError as exc:
+            why = f"not valid JSON: {exc}"
+        aside = self.folder / f"index.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.json"
+        try:
+            if self.index_path.read_bytes() != raw:  # another process has just replaced it
+                return self._index()
+            self.index_path.rename(aside)
+            kept = f"kept it as {aside.name} and started a new one (earlier URLs are looked up again)"
+        except OSError as exc:
+            kept = f"cannot move it aside ({exc.strerror}); earlier URLs are looked up again"
+        self.report(Message(f"{self.index_path} was damaged ({why}): {kept}", "warning"))
+        return {}
 
     def cached(self, url: str) -> list[Fetched] | None:
         index = self._index()
@@ -140,7 +163,7 @@ def fetch(
 ) -> list[Fetched]:
     """Every audio entry behind `url` (at most `max_items`), downloaded or from the cache."""
     check_url(url)
-    downloads = Downloads(workspace)
+    downloads = Downloads(workspace, report)
     if (hit := downloads.cached(url)) is not None:
         for f in hit:
             report(Downloaded(url, str(f.path), f.title, cached=True))

@@ -1,16 +1,23 @@
 """Song -> per-chunk probabilities -> votes -> verdict.
 
 A source is a file, a folder (every song below it) or an http(s) URL (fetched with yt-dlp). Each
-song goes through the same decode and features as the model's card says; features of a song
-already in the store are reused, new ones are stored for next time.
+song goes through the decode and features of the model's card; features of a song already in
+the store are reused (a damaged entry is moved aside and extracted again), new ones are stored
+for next time, or computed for this query only when the workspace is not writable. Junk is
+rejected by its first bytes or one ffmpeg probe, probes run ahead in threads, and a cancelled
+or interrupted query returns what it classified, marked incomplete.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
+import tempfile
 import threading
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,12 +28,16 @@ from . import audio
 from .card import ModelCard
 from .config import Settings
 from .dataset import NOT_AUDIO, content_key
-from .errors import AudioError, Cancelled, GenreError, ModelError
-from .events import ChunkVote, JobFinished, JobStarted, Reporter, SongFailed, ignore
-from .fetch import fetch, forget, is_url
+from .errors import AudioError, Cancelled, ConfigError, GenreError, ModelError, ToolMissing
+from .events import ChunkVote, JobFinished, JobStarted, Message, QueryProgress, Reporter, SongFailed, ignore
+from .fetch import Downloads, check_url, fetch, forget, is_url
 from .registry import LoadedModel, check_features
-from .store import FeatureStore, store_for
+from .sniff import reject_non_audio
+from .store import DamagedEntry, Entry, FeatureStore, config_key, feature_config, store_for
 from .workspace import Workspace
+
+#: Failures that are no song's fault (a missing tool, bad settings): they end the query.
+_FATAL = (ToolMissing, ConfigError)
 
 
 @dataclass
@@ -74,31 +85,51 @@ class SongResult:
 
 @dataclass
 class QueryResult:
-    model: str
+    """`complete` is False when the query was cancelled or interrupted before its last song."""
+
+    model: str | None
     results: list[SongResult] = field(default_factory=list)
-    errors: list[tuple[str, str]] = field(default_factory=list)  # (source, one-line reason)
+    errors: list[tuple[str | None, str]] = field(default_factory=list)  # (source, one-line reason)
+    complete: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return {
             "model": self.model,
             "results": [r.to_json() for r in self.results],
             "errors": [{"source": s, "error": e} for s, e in self.errors],
+            "complete": self.complete,
         }
 
 
-def settings_for(loaded: LoadedModel, settings: Settings) -> Settings:
-    """The user's settings with the audio framing and backend the model was trained on."""
-    return settings_for_card(loaded.card, settings)
+def settings_for(loaded: LoadedModel, settings: Settings, model_features: bool = False) -> Settings:
+    """The settings a query of `loaded` computes features with (see settings_for_card)."""
+    return settings_for_card(loaded.card, settings, model_features)
 
 
-def settings_for_card(card: ModelCard, settings: Settings) -> Settings:
-    """`settings_for` from the card alone (no torch): what a cold query starts decoding with."""
+def settings_for_card(card: ModelCard, settings: Settings, model_features: bool = False) -> Settings:
+    """The settings a query of the model of `card` computes features with (no torch needed:
+    a cold query starts decoding with them while torch loads).
+
+    The audio framing (rate, chunk length, shortest tail) is always the model's: it is part of
+    the model's input and only picks the store a song's entry lives in. The feature backend is
+    the user's choice (another program, another store), so a model trained on another backend is
+    refused unless `model_features` asks to compute the model's own features for this query.
+    Anything else that differs (a newer feature version) is refused by check_features.
+    """
     trained = card.features.config
     s = copy.deepcopy(settings)
     s.audio.sample_rate = int(trained["sample_rate"])
     s.audio.chunk_seconds = float(trained["chunk_seconds"])
     s.audio.min_chunk_seconds = float(trained["min_chunk_seconds"])
-    s.features.backend = str(trained.get("backend", s.features.backend))
+    backend = str(trained.get("backend", s.features.backend))
+    if backend != s.features.backend:
+        if not model_features:
+            raise ConfigError(
+                f"model {card.name!r} was trained on {backend} features, but features.backend "
+                f"selects {s.features.backend}: pass --model-features to compute {backend} features "
+                f"for this query, or query a model trained on {s.features.backend} features"
+            )
+        s.features.backend = backend
     check_features(card, s)
     return s
 
@@ -116,6 +147,87 @@ def verdict(probs: np.ndarray, genres: list[str]) -> Verdict:
     )
 
 
+def _writable(folder: Path) -> bool:
+    """Whether files can be made in `folder`, or in the nearest folder above it that exists (where
+    it would be created). Tried for real: mode bits say nothing for root or a read-only mount."""
+    where = folder
+    while not where.is_dir():
+        if where.exists() or where.parent == where:
+            return False
+        where = where.parent
+    try:
+        fd, name = tempfile.mkstemp(prefix=".write-test-", suffix=".tmp", dir=where)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(name)
+    return True
+
+
+class Stores:
+    """Where a query finds and keeps features: the workspace's store for its settings. When that
+    is not writable, new songs' features go to a scratch folder used once and removed after the
+    query: a read-only workspace still classifies, it only computes them again next time."""
+
+    def __init__(self, workspace: Workspace, settings: Settings, report: Reporter = ignore) -> None:
+        self.settings = settings
+        self.report = report
+        self.writable = _writable(workspace.features / config_key(settings))
+        if self.writable:
+            self.store = store_for(workspace, settings)
+        else:
+            self.store = FeatureStore(workspace.features, config_key(settings))
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        self._scratch_store: FeatureStore | None = None
+
+    def features(self, path: Path, cancel: threading.Event | None, info: audio.AudioInfo | None) -> Entry:
+        """The song's entry: from the store if it is there and whole, else extracted now."""
+        from .extract import extract_song
+        from .features import get_backend
+
+        key = content_key(path)
+        try:
+            return self.store.load(key)
+        except FileNotFoundError:
+            pass  # not extracted yet
+        except DamagedEntry as exc:
+            self._set_aside(path, key, exc)
+        target = self.store if self.writable else self._scratch_for_new()
+        extract_song(path, key, target, self.settings, get_backend(self.settings.features), cancel, info)
+        entry = target.load(key)
+        if target is not self.store:
+            target.path(key).unlink()
+        return entry
+
+    def _set_aside(self, path: Path, key: str, exc: DamagedEntry) -> None:
+        """As extraction does it: moved to the store's damaged/ folder, one warning naming the song."""
+        try:
+            where = f"moved to {self.store.quarantine(key)}"
+        except OSError as err:
+            where = f"cannot be moved aside ({err.strerror})"
+        self.report(Message(f"{path}: stored features {exc}; {where}, extracting again", "warning"))
+
+    def _scratch_for_new(self) -> FeatureStore:
+        if self._scratch_store is None:
+            self.report(
+                Message(
+                    f"{self.store.folder} is not writable: features of songs not yet stored are "
+                    "computed for this query only",
+                    "warning",
+                )
+            )
+            self._scratch = tempfile.TemporaryDirectory(prefix="genre-query-")
+            self._scratch_store = FeatureStore(
+                Path(self._scratch.name), self.store.key, feature_config(self.settings)
+            )
+        return self._scratch_store
+
+    def close(self) -> None:
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch, self._scratch_store = None, None
+
+
 def classify_file(
     path: Path,
     loaded: LoadedModel,
@@ -125,20 +237,18 @@ def classify_file(
     title: str | None = None,
     report: Reporter = ignore,
     cancel: threading.Event | None = None,
-    store: FeatureStore | None = None,
+    stores: Stores | None = None,
+    info: audio.AudioInfo | None = None,
 ) -> SongResult:
-    """Classify one local song. `settings` must come from `settings_for(loaded, ...)`; `store` is
-    the store for those settings (opened here when not given)."""
-    from .extract import extract_song
-    from .features import get_backend
-
+    """Classify one local song. `settings` must come from `settings_for(loaded, ...)`; `stores`
+    are those for these settings (opened here when not given); `info` is the song's probe."""
     _one_cpu_thread(loaded)
-    info = audio.probe(path)
-    store = store or store_for(workspace, settings)
-    key = content_key(path)
-    if not store.has(key):
-        extract_song(path, key, store, settings, get_backend(settings.features), cancel, info)
-    entry = store.load(key)
+    info = info or _probe(path)
+    with contextlib.ExitStack() as stack:
+        if stores is None:
+            stores = Stores(workspace, settings, report)
+            stack.callback(stores.close)
+        entry = stores.features(path, cancel, info)
     probs = predict_chunks(loaded, entry.mfcc, entry.contrast_peaks, entry.lengths)
     sr = settings.audio.sample_rate
     chunks = []
@@ -153,6 +263,33 @@ def classify_file(
     return SongResult(source, title or path.stem, str(path), duration, chunks, verdict(probs, loaded.genres))
 
 
+#: (source as reported, local path, title, downloaded) of one song behind a source.
+_Song = tuple[str, Path, str | None, bool]
+
+
+def _probe(path: Path) -> audio.AudioInfo:
+    """Plain junk by its first bytes, else one ffmpeg probe (its result is used for the decode)."""
+    reject_non_audio(path)
+    return audio.probe(path)
+
+
+def _probed(songs: list[_Song], workers: int) -> Iterator[tuple[_Song, Future[audio.AudioInfo]]]:
+    """Each song with its probe, run in threads up to 2 x `workers` songs ahead, so a folder of
+    junk is rejected at the pace of all cores rather than one ffmpeg start after another."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe")
+    ahead: deque[tuple[_Song, Future[audio.AudioInfo]]] = deque()
+    items = iter(songs)
+    try:
+        while True:
+            while len(ahead) < 2 * workers and (song := next(items, None)) is not None:
+                ahead.append((song, pool.submit(_probe, song[1])))
+            if not ahead:
+                return
+            yield ahead.popleft()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
 def _songs_below(folder: Path) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -163,21 +300,48 @@ def _songs_below(folder: Path) -> Iterator[Path]:
 
 def _expand(
     source: str, workspace: Workspace, max_items: int, report: Reporter, cancel: threading.Event
-) -> list[tuple[str, Path, str | None, bool]]:
-    """(source as reported, local path, title, downloaded) for every song behind a source."""
+) -> list[_Song]:
+    """Every song behind a source."""
     if not source.strip():
         raise GenreError("an empty source: give a song file, a folder or an http(s) URL")
     if is_url(source):
+        check_url(source)
+        downloads = workspace.downloads
+        if not _writable(downloads) and (
+            not downloads.is_dir() or Downloads(workspace, report).cached(source) is None
+        ):
+            raise GenreError(
+                f"{source}: {downloads} is not writable, and URLs are downloaded there first: "
+                "make it writable or pass another --workspace"
+            )
         return [(source, f.path, f.title, True) for f in fetch(source, workspace, max_items, report, cancel)]
     p = Path(source).expanduser()
     if p.is_dir():
-        songs: list[tuple[str, Path, str | None, bool]] = [(str(s), s, None, False) for s in _songs_below(p)]
+        songs: list[_Song] = [(str(s), s, None, False) for s in _songs_below(p)]
         if not songs:
             raise GenreError(f"{source}: no song files in this folder")
         return songs
     if not p.exists():
         raise GenreError(f"{source}: no such file or folder")
     return [(source, p, None, False)]
+
+
+@dataclass
+class _Tally:
+    """Counts for QueryProgress, reported after every file."""
+
+    report: Reporter
+    total: int = 0
+    classified: int = 0
+    failed: int = 0
+
+    def count(self, ok: bool) -> None:
+        if ok:
+            self.classified += 1
+        else:
+            self.failed += 1
+        done = self.classified + self.failed
+        self.report(QueryProgress(done, max(self.total, done), self.classified, self.failed))
 
 
 def query(
@@ -188,40 +352,91 @@ def query(
     max_items: int = 20,
     report: Reporter = ignore,
     cancel: threading.Event | None = None,
+    model_features: bool = False,
 ) -> QueryResult:
-    """Classify every song behind `sources`; a failing source is recorded and the rest go on."""
+    """Classify every song behind `sources`; a failing source or song is recorded and the rest
+    go on. Cancelling, or Ctrl-C (KeyboardInterrupt) anywhere inside, stops at the current song
+    and returns what was classified so far with `complete` False: a long folder never loses its
+    results. The store stays consistent either way (every write is atomic)."""
     cancel = cancel or threading.Event()
-    settings = settings_for(loaded, settings)
-    store = store_for(workspace.ensure(), settings)  # once, not per song
+    settings = settings_for(loaded, settings, model_features)
     result = QueryResult(loaded.name)
     report(JobStarted("query", len(sources)))
+    stores = Stores(workspace, settings, report)
+    try:
+        result.complete = _run(
+            sources, loaded, settings, workspace, stores, max_items, report, cancel, result
+        )
+    except KeyboardInterrupt:
+        cancel.set()
+        result.complete = False
+    finally:
+        stores.close()
+    report(JobFinished("query", cancelled=not result.complete))
+    return result
+
+
+def _run(
+    sources: list[str],
+    loaded: LoadedModel,
+    settings: Settings,
+    workspace: Workspace,
+    stores: Stores,
+    max_items: int,
+    report: Reporter,
+    cancel: threading.Event,
+    result: QueryResult,
+) -> bool:
+    """The query's loop; True when it went through every source."""
+    tally = _Tally(report)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = settings.extraction.workers or cores
+
+    def failed(shown: str, why: str) -> None:
+        result.errors.append((shown, why))
+        report(SongFailed(shown, why))
+        tally.count(ok=False)
+
     for source in sources:
         if cancel.is_set():
-            break
+            return False
         try:
             songs = _expand(source, workspace, max_items, report, cancel)
         except Cancelled:
-            break
+            return False
+        except _FATAL:
+            raise
         except GenreError as exc:
-            result.errors.append((source, str(exc)))
-            report(SongFailed(source, str(exc)))
+            if cancel.is_set():
+                return False
+            tally.total += 1
+            failed(source, str(exc))
             continue
-        for shown, path, title, downloaded in songs:
+        tally.total += len(songs)
+        for (shown, path, title, downloaded), probe in _probed(songs, workers):
+            if cancel.is_set():
+                return False
             try:
-                result.results.append(
-                    classify_file(path, loaded, settings, workspace, shown, title, report, cancel, store)
+                info = probe.result()
+                song = classify_file(
+                    path, loaded, settings, workspace, shown, title, report, cancel, stores, info
                 )
             except Cancelled:
-                break
-            except (AudioError, ModelError) as exc:
+                return False
+            except _FATAL:
+                raise
+            except GenreError as exc:
+                if cancel.is_set():  # an ffmpeg stopped by the same Ctrl-C: not the song's fault
+                    return False
                 why = str(exc).removeprefix(f"{path}: ")
                 if downloaded and isinstance(exc, AudioError):
                     forget(workspace, source, path)
                     why = f"the download is not usable audio ({why})"
-                result.errors.append((shown, f"{shown}: {why}"))
-                report(SongFailed(shown, f"{shown}: {why}"))
-    report(JobFinished("query", cancelled=cancel.is_set()))
-    return result
+                failed(shown, f"{shown}: {why}")
+                continue
+            result.results.append(song)
+            tally.count(ok=True)
+    return True
 
 
 def _one_cpu_thread(loaded: LoadedModel) -> None:
