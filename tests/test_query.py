@@ -4,36 +4,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import genre_in_process, make_audio, make_dataset, refused_port, run_genre
-
-GENRES = {"sinus": ("sine", 330.0), "rauschen": ("white", 0.0)}
+from conftest import genre_in_process, make_audio, refused_port, run_genre
+from query_helpers import GENRES, tiny_model
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A tiny model trained for real on sine tones against white noise (3-second chunks)."""
-    base = tmp_path_factory.mktemp("query")
-    ds = make_dataset(base / "ds", GENRES, per_split=(5, 2), seconds=6.0)
-    cfg = base / "config.toml"
-    cfg.write_text(
-        "[audio]\nchunk_seconds = 3.0\nmin_chunk_seconds = 1.0\n"
-        "[training]\nepochs = 12\npatience = 12\nbatch_size = 8\nthreads = 1\n"
-    )
-    ws = base / "ws"
-    run_genre(
-        "train",
-        "--dataset",
-        ds,
-        "--workspace",
-        ws,
-        "--config",
-        cfg,
-        "--extract",
-        "--name",
-        "tiny",
-        check=True,
-    )
-    return ws, cfg
+    return tiny_model(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +90,7 @@ def test_folder_of_songs_and_junk(trained: tuple[Path, Path], tmp_path: Path) ->
     assert set(errors) == {"fake.mp3", "short.mp3"} and "too short" in errors["short.mp3"]
     rows = pd.read_csv(out_csv)
     assert len(rows) == 4 and {"p_sinus", "p_rauschen", "genre", "start", "end"} <= set(rows.columns)
+    assert set(rows["model"]) == {"tiny"}
     genre_in_process("query", folder / "a.wav", "--workspace", ws, "--csv", out_csv, check=True)
     assert len(pd.read_csv(out_csv)) == 6
 
