@@ -288,7 +288,7 @@ def _finish(result: QueryResult, counts: ev.QueryProgress | None, as_json: bool)
         common.err.print(Text.assemble(("error: ", "bold red"), error))
     if len(result.errors) > SHOWN_ERRORS:
         rest = len(result.errors) - SHOWN_ERRORS
-        common.err.print(Text(f"… and {rest} more failures (--json or --csv keep them all)", style="red"))
+        common.err.print(Text(f"… and {rest} more failures (--json lists them all)", style="red"))
     if not result.complete:
         where = 'in the JSON, marked "complete": false' if as_json else "shown above"
         done = _counts(counts) if counts is not None else "no file looked at yet"
