@@ -215,8 +215,14 @@ def _print_json(doc: dict[str, Any]) -> None:
     print(json.dumps(doc, ensure_ascii=False, indent=2), flush=True)
 
 
-def _failure_doc(loaded: LoadedModel | None, exc: BaseException) -> dict[str, Any]:
-    why = str(exc) if isinstance(exc, GenreError) else "interrupted before any song was classified"
+def _failure_doc(
+    loaded: LoadedModel | None, exc: BaseException, config: Path | None, workspace: Path | None
+) -> dict[str, Any]:
+    """The document for a query that could not run: its error as the stderr line says it."""
+    if isinstance(exc, KeyboardInterrupt):
+        why = "interrupted before any song was classified"
+    else:
+        why = common.repeat_options(str(exc), config, workspace)
     return {
         "model": loaded.name if loaded is not None else None,
         "results": [],
@@ -267,9 +273,9 @@ def query(
                 cancel,
                 model_features=model_features,
             )
-    except (GenreError, KeyboardInterrupt) as exc:
+    except (GenreError, OSError, KeyboardInterrupt) as exc:  # handle_errors says which, in one line
         if as_json:
-            _print_json(_failure_doc(loaded, exc))
+            _print_json(_failure_doc(loaded, exc, config, workspace))
         raise
     if as_json:
         _print_json(result.to_json())
