@@ -280,7 +280,7 @@ def query(
     if as_json:
         _print_json(result.to_json())
     elif result.results:
-        common.err.print(Text(f"model {loaded.name}: {', '.join(loaded.genres)}", style="dim"))
+        common.err.print(Text(f"model {loaded.name}: {common.genre_list(loaded.genres)}", style="dim"))
         for song in result.results:
             print_song(song, loaded.genres)
     if csv is not None:
