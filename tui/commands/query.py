@@ -28,6 +28,7 @@ from genre_erkennung.core.errors import ConfigError, GenreError
 from .. import common
 
 if TYPE_CHECKING:
+    from genre_erkennung.core.card import ModelCard
     from genre_erkennung.core.predict import QueryResult, SongResult
     from genre_erkennung.core.registry import LoadedModel
 
@@ -257,11 +258,13 @@ def query(
             _check_writable(csv)
         from genre_erkennung.core.predict import query as run_query
 
+        name, origin = model_name(ctx, model, config)
+        if csv is not None:  # before any work, even the early decode
+            card = _card(ctx, name, origin)
+            _check_header(csv, csv_columns(card.genres), card.name)
         cancel = ev.new_cancel()
-        loaded = _load_decoding(ctx, model, config, sources[0], cancel, model_features)
+        loaded = _load_decoding(ctx, name, origin, sources[0], cancel, model_features)
         columns = csv_columns(loaded.genres)
-        if csv is not None:
-            _check_header(csv, columns, loaded.name)
         with _Progress() as progress:
             result = run_query(
                 sources,
@@ -343,24 +346,38 @@ def model_name(ctx: common.Context, name: str | None, config: Path | None = None
     return newest.name, ""
 
 
-def _load(ctx: common.Context, name: str, origin: str) -> LoadedModel:
-    """The model; a name that does not load says where it came from (--model, the config key)."""
-    from genre_erkennung.core import registry
+def _named(exc: GenreError, origin: str) -> GenreError:
+    """A model that does not load, saying where its name came from (--model, the config key)."""
     from genre_erkennung.core.errors import ModelError
+
+    if not origin or not isinstance(exc, ModelError):
+        return exc
+    fix = "; fix that key or pass --model NAME" if origin != "--model" else ""
+    return ModelError(f"{origin}: {exc}{fix}")
+
+
+def _card(ctx: common.Context, name: str, origin: str) -> ModelCard:
+    from genre_erkennung.core import registry
+
+    try:
+        return registry.read_card(registry.model_dir(ctx.workspace, name), name)
+    except GenreError as exc:
+        raise _named(exc, origin) from None
+
+
+def _load(ctx: common.Context, name: str, origin: str) -> LoadedModel:
+    from genre_erkennung.core import registry
 
     try:
         return registry.load(ctx.workspace, name, _device(ctx))
-    except ModelError as exc:
-        if not origin:
-            raise
-        fix = "; fix that key or pass --model NAME" if origin != "--model" else ""
-        raise ModelError(f"{origin}: {exc}{fix}") from None
+    except GenreError as exc:
+        raise _named(exc, origin) from None
 
 
 def _load_decoding(
     ctx: common.Context,
-    name: str | None,
-    config: Path | None,
+    name: str,
+    origin: str,
     first: str,
     cancel: threading.Event,
     model_features: bool,
@@ -368,13 +385,11 @@ def _load_decoding(
     """Load the model while the first source, a local song, is decoded into the store (see
     core/prefetch.py): a cold query then pays for torch's import and the decode once, not
     one after the other."""
-    from genre_erkennung.core import prefetch, registry
+    from genre_erkennung.core import prefetch
     from genre_erkennung.core.predict import settings_for_card
 
-    name, origin = model_name(ctx, name, config)
     try:
-        card = registry.read_card(registry.model_dir(ctx.workspace, name), name)
-        settings = settings_for_card(card, ctx.settings, model_features)
+        settings = settings_for_card(_card(ctx, name, origin), ctx.settings, model_features)
         early = prefetch.start(first, settings, ctx.workspace, cancel)
     except GenreError:
         early = None  # loading the model, or the query, says what is wrong
