@@ -9,7 +9,7 @@ import typer
 
 from genre_erkennung import __version__
 
-from .commands import chunk, dataset, demo, extract, features, models, query, store, train
+from .commands import chunk, dataset, demo, extract, features, models, pretrained, query, store, train
 from .commands import tui as tui_command
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app = typer.Typer(
 app.add_typer(dataset.app, name="dataset")
 app.add_typer(models.app, name="models")
 app.add_typer(store.app, name="store")
+app.add_typer(pretrained.app, name="pretrained")
 app.command()(chunk.chunk)
 app.command()(extract.extract)
 app.command()(features.features)
