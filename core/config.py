@@ -42,9 +42,10 @@ class AudioSettings:
 
 @dataclass
 class FeatureSettings:
-    backend: str = _opt("native", choices=("native", "sonic-annotator"))
+    backend: str = _opt("native", choices=("native", "sonic-annotator", "musicnn"))
     sonic_annotator: str = _opt("", doc="path of the sonic-annotator binary ('' = search PATH)")
     device: str = _opt("auto", choices=("auto", "cpu", "cuda"))
+    musicnn: str = _opt("msd", choices=("msd", "mtt"), doc="musicnn weights: msd or mtt")
 
 
 @dataclass
@@ -54,7 +55,7 @@ class ExtractionSettings:
 
 @dataclass
 class TrainingSettings:
-    model: str = _opt("merged", choices=("merged", "mfcc", "contrast"))
+    model: str = _opt("merged", choices=("merged", "mfcc", "contrast", "linear", "mlp"))
     epochs: int = _opt(50, low=1, high=10000)
     batch_size: int = _opt(50, low=1, high=65536)
     learning_rate: float = _opt(1e-3, low=1e-7, high=10.0)

@@ -151,6 +151,10 @@ def extract_song(
     A pure function of (the file's bytes, the settings): safe to run anywhere, in any order.
     Memory stays flat for any length. Returns the entry's metadata.
     """
+    if backend.name == "musicnn":  # embeddings, not frame features: its own entry layout
+        from .features.musicnn import extract_song as embed_song
+
+        return embed_song(path, key, store, settings, backend, cancel, info)  # type: ignore[arg-type]
     a = settings.audio
     info = info or audio.probe(path)
     spill = _Spill(store, key)
@@ -252,7 +256,7 @@ def extract(
             queue.append(song)
     if queue:  # torch is imported only when there is math to do
         _set_torch_threads()
-        backend = get_backend(settings.features)
+        backend = get_backend(settings.features, workspace)
         _run(queue, settings, store, backend, workers, result, report, cancel, total)
     report(JobFinished("extract", cancelled=result.cancelled))
     return result

@@ -16,11 +16,11 @@ import os
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -31,10 +31,13 @@ from .dataset import NOT_AUDIO, content_key
 from .errors import AudioError, Cancelled, ConfigError, GenreError, ModelError, ToolMissing
 from .events import ChunkVote, JobFinished, JobStarted, Message, QueryProgress, Reporter, SongFailed, ignore
 from .fetch import Downloads, check_url, fetch, forget, is_url
+from .pretrained.headcard import HeadCard
 from .registry import LoadedModel, check_features
 from .sniff import reject_non_audio
-from .store import DamagedEntry, Entry, FeatureStore, config_key, feature_config, store_for
+from .store import EMBEDDING_ARRAYS, DamagedEntry, Entry, FeatureStore, config_key, feature_config, store_for
 from .workspace import Workspace
+
+T = TypeVar("T")
 
 #: Failures that are no song's fault (a missing tool, bad settings): they end the query.
 _FATAL = (ToolMissing, ConfigError)
@@ -68,9 +71,10 @@ class SongResult:
     duration: float
     chunks: list[ChunkResult]
     verdict: Verdict
+    tags: list[tuple[str, float]] = field(default_factory=list)  # musicnn's tag scores, best first
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "source": self.source,
             "title": self.title,
             "duration": round(self.duration, 3),
@@ -81,6 +85,9 @@ class SongResult:
                 "ranking": [[g, p] for g, p in self.verdict.ranking],
             },
         }
+        if self.tags:
+            out["tags"] = [[t, s] for t, s in self.tags]
+        return out
 
 
 @dataclass
@@ -130,6 +137,8 @@ def settings_for_card(card: ModelCard, settings: Settings, model_features: bool 
                 f"for this query, or query a model trained on {s.features.backend} features"
             )
         s.features.backend = backend
+    if isinstance(trained.get("musicnn"), dict):  # which musicnn weights made the embeddings
+        s.features.musicnn = str(trained["musicnn"]["variant"])
     check_features(card, s)
     return s
 
@@ -170,6 +179,7 @@ class Stores:
     query: a read-only workspace still classifies, it only computes them again next time."""
 
     def __init__(self, workspace: Workspace, settings: Settings, report: Reporter = ignore) -> None:
+        self.workspace = workspace
         self.settings = settings
         self.report = report
         self.writable = _writable(workspace.features / config_key(settings))
@@ -182,19 +192,35 @@ class Stores:
 
     def features(self, path: Path, cancel: threading.Event | None, info: audio.AudioInfo | None) -> Entry:
         """The song's entry: from the store if it is there and whole, else extracted now."""
+        return self._entry(path, cancel, info, lambda store, key: store.load(key))
+
+    def embeddings(
+        self, path: Path, cancel: threading.Event | None, info: audio.AudioInfo | None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """A musicnn store's arrays and metadata for the song (see features/musicnn.py), as `features`."""
+        return self._entry(path, cancel, info, lambda store, key: store.load_arrays(key, EMBEDDING_ARRAYS))
+
+    def _entry(
+        self,
+        path: Path,
+        cancel: threading.Event | None,
+        info: audio.AudioInfo | None,
+        load: Callable[[FeatureStore, str], T],
+    ) -> T:
         from .extract import extract_song
         from .features import get_backend
 
         key = content_key(path)
         try:
-            return self.store.load(key)
+            return load(self.store, key)
         except FileNotFoundError:
             pass  # not extracted yet
         except DamagedEntry as exc:
             self._set_aside(path, key, exc)
         target = self.store if self.writable else self._scratch_for_new()
-        extract_song(path, key, target, self.settings, get_backend(self.settings.features), cancel, info)
-        entry = target.load(key)
+        backend = get_backend(self.settings.features, self.workspace)
+        extract_song(path, key, target, self.settings, backend, cancel, info)
+        entry = load(target, key)
         if target is not self.store:
             target.path(key).unlink()
         return entry
@@ -248,19 +274,33 @@ def classify_file(
         if stores is None:
             stores = Stores(workspace, settings, report)
             stack.callback(stores.close)
-        entry = stores.features(path, cancel, info)
-    probs = predict_chunks(loaded, entry.mfcc, entry.contrast_peaks, entry.lengths)
+        head = isinstance(loaded.card, HeadCard)  # a linear/mlp model on musicnn embeddings
+        if head:
+            arrays, meta = stores.embeddings(path, cancel, info)
+        else:
+            entry = stores.features(path, cancel, info)
+    tags: list[tuple[str, float]] = []
+    if head:
+        from .pretrained.head import chunk_probabilities
+
+        probs, tags = chunk_probabilities(loaded, arrays, meta)
+        starts, lengths = arrays["starts"], arrays["lengths"]
+    else:
+        probs = predict_chunks(loaded, entry.mfcc, entry.contrast_peaks, entry.lengths)
+        starts, lengths = entry.starts, entry.lengths
     sr = settings.audio.sample_rate
     chunks = []
     source = source or str(path)
-    for i, (start, length, p) in enumerate(zip(entry.starts, entry.lengths, probs, strict=True)):
+    for i, (start, length, p) in enumerate(zip(starts, lengths, probs, strict=True)):
         distribution = {g: round(float(x), 4) for g, x in zip(loaded.genres, p, strict=True)}
         genre = loaded.genres[int(p.argmax())]
         c = ChunkResult(i, float(start), round(float(start) + int(length) / sr, 3), genre, distribution)
         chunks.append(c)
         report(ChunkVote(source, c.index, c.start, c.end, genre, distribution))
-    duration = info.duration if info.duration is not None else float(entry.lengths.sum()) / sr
-    return SongResult(source, title or path.stem, str(path), duration, chunks, verdict(probs, loaded.genres))
+    duration = info.duration if info.duration is not None else float(lengths.sum()) / sr
+    return SongResult(
+        source, title or path.stem, str(path), duration, chunks, verdict(probs, loaded.genres), tags
+    )
 
 
 #: (source as reported, local path, title, downloaded) of one song behind a source.

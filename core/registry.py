@@ -24,6 +24,7 @@ from .atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .card import FORMAT_VERSION, CardError, ModelCard, Weights
 from .config import Settings
 from .errors import ModelError
+from .pretrained.headcard import HeadCard, is_head
 from .workspace import Workspace, check_writable
 
 if TYPE_CHECKING:  # torch is imported where weights are read or written, not to list models
@@ -192,6 +193,8 @@ def read_card(folder: Path, name: str) -> ModelCard:
             f"{version}, this one reads up to {FORMAT_VERSION}): upgrade to use it"
         )
     try:
+        if is_head(data):  # a linear/mlp model on musicnn embeddings
+            return HeadCard.from_json(data)  # type: ignore[return-value]
         return ModelCard.from_json(data)
     except CardError as exc:
         raise damaged(name, f"{CARD} is incomplete or malformed ({exc})") from None
@@ -204,9 +207,14 @@ def load(workspace: Workspace, name: str, device: str | torch.device = "cpu") ->
     from .model import MIN_FRAMES, build
 
     card, data = verified(workspace, name)
-    if any(t < m for t, m in zip(card.frames, MIN_FRAMES, strict=True)):
-        raise damaged(name, f"{CARD} has input frames {card.frames}, fewer than the layers need")
-    module = build(card.architecture)
+    if isinstance(card, HeadCard):
+        from .pretrained.head import build as build_head
+
+        module = build_head(card.architecture)
+    else:
+        if any(t < m for t, m in zip(card.frames, MIN_FRAMES, strict=True)):
+            raise damaged(name, f"{CARD} has input frames {card.frames}, fewer than the layers need")
+        module = build(card.architecture)
     try:
         module.load_state_dict(load_safetensors(data))
     except Exception as exc:  # safetensors raises its own error type for malformed headers

@@ -31,6 +31,8 @@ from .errors import GenreError
 from .workspace import Workspace
 
 ARRAYS = ("mfcc", "contrast_peaks", "contrast_valleys", "starts", "lengths")
+#: The musicnn backend's entries (see features/musicnn.py): per chunk, not per frame.
+EMBEDDING_ARRAYS = ("embedding", "embedding_std", "tags", "patches", "starts", "lengths")
 DAMAGED = "damaged"  # the sub-folder damaged entries are moved to
 
 
@@ -185,7 +187,8 @@ class FeatureStore:
         run); a damaged file raises DamagedEntry like `load`."""
         try:
             with np.load(self.path(audio_key), allow_pickle=False) as z:
-                missing = [name for name in (*ARRAYS, "meta") if name not in z.files]
+                layout = EMBEDDING_ARRAYS if "embedding" in z.files else ARRAYS
+                missing = [name for name in (*layout, "meta") if name not in z.files]
                 if missing:
                     raise KeyError(f"no {missing[0]!r} array")
                 return int(z["lengths"].shape[0])
@@ -222,6 +225,22 @@ class FeatureStore:
                 fcntl.lockf(fd, fcntl.LOCK_UN, 1, offset)
         finally:
             os.close(fd)
+
+    def load_arrays(self, audio_key: str, names: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict]:
+        """The named arrays of an entry (all with one row per chunk) and its metadata, for
+        backends with other arrays than `Entry`'s; a damaged file raises DamagedEntry."""
+        path = self.path(audio_key)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {name: z[name] for name in names}
+                meta = json.loads(str(z["meta"]))
+            if len({len(a) for a in arrays.values()}) > 1:
+                raise ValueError("arrays disagree in their number of chunks")
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise DamagedEntry(f"{path.name}: damaged ({exc})") from None
+        return arrays, meta
 
     def record_failure(self, audio_key: str, path: str, error: str) -> None:
         record = {"path": path, "error": error, "time": time.time()}

@@ -41,10 +41,11 @@ from .card import (
 from .config import Settings, TrainingSettings
 from .dataset import Dataset
 from .device import autocast, pick_device, place
-from .errors import Cancelled
+from .errors import Cancelled, GenreError
 from .events import EpochEnd, JobFinished, JobStarted, Message, Reporter, ignore
 from .metrics import Metrics, baseline, class_weights, evaluate
 from .model import build, check_frames
+from .pretrained.headcard import HEAD_KINDS
 from .run import Run, RunState, step
 from .store import FeatureStore, config_key
 from .tensors import Tensors
@@ -179,11 +180,18 @@ def train(
     A cancelled run still saves its best epoch so far and stays resumable. The model folder is
     claimed for the whole run: a second run of the same name is refused, never overwritten.
     """
+    head = settings.training.model in HEAD_KINDS  # linear/mlp on musicnn embeddings
+    if head and resume:
+        raise GenreError("linear and mlp models train in seconds and are not resumable: train anew")
     if resume:
         name = registry.check_name(name) if name else plan.stopped_run(workspace)
     else:
         name = registry.check_name(name) if name else plan.default_name(workspace, settings.training.model)
     with registry.claim(workspace, name, fresh=not resume):
+        if head:
+            from .pretrained.head import train_head
+
+            return train_head(dataset, settings, workspace, name, store=store, report=report, cancel=cancel)
         started = time.perf_counter()
         device = pick_device(settings.training.device)
         if resume:

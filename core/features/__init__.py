@@ -16,6 +16,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from ..config import FeatureSettings
+    from ..workspace import Workspace
 
 #: Bump when the numbers change; part of the store's config key.
 FEATURE_VERSION = 1
@@ -66,6 +67,10 @@ def frame_counts(n_samples: int) -> tuple[int, int]:
 
 def feature_params(settings: FeatureSettings) -> dict:
     """Everything besides the audio settings that changes the numbers (for the config key)."""
+    if settings.backend == "musicnn":
+        from .musicnn import musicnn_params
+
+        return musicnn_params(settings)
     hann = {"window": "hann", "framing": "sonic-annotator", "pad_multiple": 1024}
     contrast = {"block": 1024, "step": 512, "alpha": 0.02, "numBands": 7, **hann}
     return {
@@ -86,8 +91,12 @@ def feature_params(settings: FeatureSettings) -> dict:
     }
 
 
-def get_backend(settings: FeatureSettings) -> Backend:
-    """The backend that `settings.backend` names."""
+def get_backend(settings: FeatureSettings, workspace: Workspace | None = None) -> Backend:
+    """The backend that `settings.backend` names (musicnn reads its weights from `workspace`)."""
+    if settings.backend == "musicnn":
+        from .musicnn import MusicnnBackend
+
+        return MusicnnBackend(settings, workspace)
     if settings.backend == "sonic-annotator":
         from .sonic import SonicBackend
 

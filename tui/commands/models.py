@@ -13,6 +13,7 @@ from .. import common
 
 if TYPE_CHECKING:
     from genre_erkennung.core.card import EpochStats, ModelCard
+    from genre_erkennung.core.pretrained.headcard import HeadCard
 
 app = typer.Typer(help="Saved models: list, show a card, remove.", no_args_is_help=True)
 
@@ -54,17 +55,28 @@ def metrics_tables(card: ModelCard) -> list[Table]:
     return [summary, per_genre, confusion]
 
 
-def _card_table(card: ModelCard) -> Table:
-    t, s, ds, a = card.training, card.settings, card.dataset, card.architecture
-    sizes = ", ".join(f"{k}={v}" for k, v in asdict(a.sizes).items())
+def _network_and_input(card: ModelCard | HeadCard) -> tuple[str, str]:
+    """The architecture's sizes and what the model reads (MFCC/contrast frames, or an embedding)."""
+    from genre_erkennung.core.pretrained.headcard import HeadCard
+
+    if isinstance(card, HeadCard):
+        a = card.architecture
+        hidden = f", hidden={a.hidden}, dropout={a.dropout:g}" if a.kind == "mlp" else ""
+        return f"{a.kind}: inputs={a.inputs}{hidden}", f"{card.input.embedding}, musicnn {card.variant}"
+    sizes = ", ".join(f"{k}={v}" for k, v in asdict(card.architecture.sizes).items())
+    return f"{card.architecture.kind}: {sizes}", f"frames {card.frames[0]} MFCC / {card.frames[1]} contrast"
+
+
+def _card_table(card: ModelCard | HeadCard) -> Table:
+    t, s, ds = card.training, card.settings, card.dataset
+    network, reads = _network_and_input(card)
     rows = {
         "status": f"{card.status} ({common.stop_reason(t.stopped)}; "
         f"best epoch {t.best_epoch} of {t.epochs_run})",
         "created": card.created,
-        "architecture": f"{a.kind}: {sizes}",
+        "architecture": network,
         "genres": common.genre_list(card.genres),
-        "features": f"{card.features.backend} (store {card.features.config_key}), "
-        f"frames {card.frames[0]} MFCC / {card.frames[1]} contrast",
+        "features": f"{card.features.backend} (store {card.features.config_key}), {reads}",
         "training": f"batch {s.batch_size}, lr {s.learning_rate:g}, seed {s.seed}, "
         f"patience {s.patience}, validation {s.validation_share:.0%}, "
         f"balance {'on' if t.class_weights else 'off'}",

@@ -164,6 +164,9 @@ def print_song(song: SongResult, genres: list[str]) -> None:
     common.out.print(table)
     ranking = ", ".join(f"{g} {p:.2f}" for g, p in v.ranking)
     common.out.print(Text(f"mean probability: {ranking}", style="dim"))
+    if song.tags:
+        tags = ", ".join(f"{t} {s:.2f}" for t, s in song.tags[:5])
+        common.out.print(Text(f"musicnn tags: {tags}", style="dim"))
     common.out.print()
 
 

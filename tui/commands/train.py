@@ -103,7 +103,10 @@ def _ctrl_c_stops(cancel: threading.Event) -> Iterator[None]:
 @common.handle_errors
 def train(
     dataset: common.DatasetOpt = None,
-    model: Annotated[str | None, typer.Option("--model", help="merged (default), mfcc or contrast.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="merged (default), mfcc or contrast; linear or mlp on musicnn."),
+    ] = None,
     epochs: Annotated[
         int | None, typer.Option("--epochs", help="Most epochs (with --resume: the new total).")
     ] = None,
@@ -122,6 +125,10 @@ def train(
     no_balance: Annotated[
         bool, typer.Option("--no-balance", help="No class weights when genres are imbalanced.")
     ] = False,
+    backend: Annotated[
+        str | None,
+        typer.Option("--backend", help="Features to train on: native, sonic-annotator or musicnn."),
+    ] = None,
     config: common.ConfigOpt = None,
     workspace: common.WorkspaceOpt = None,
     verbose: common.VerboseOpt = False,
@@ -137,6 +144,7 @@ def train(
         training__learning_rate=lr,
         training__device=device,
         training__balance=False if no_balance else None,
+        features__backend=backend,
     )
     from genre_erkennung.core.dataset import scan_dataset
     from genre_erkennung.core.device import pick_device
