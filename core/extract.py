@@ -38,6 +38,8 @@ from .events import (
     ignore,
 )
 from .features import Backend, FeatureBatch, get_backend
+from .features.musicnn import MusicnnBackend
+from .features.musicnn import extract_song as embed_song
 from .store import DamagedEntry, FeatureStore, RawArray, store_for
 from .workspace import Workspace
 
@@ -142,7 +144,7 @@ def extract_song(
     key: str,
     store: FeatureStore,
     settings: Settings,
-    backend: Backend,
+    backend: Backend | MusicnnBackend,
     cancel: threading.Event | None = None,
     info: audio.AudioInfo | None = None,
 ) -> dict[str, Any]:
@@ -151,10 +153,8 @@ def extract_song(
     A pure function of (the file's bytes, the settings): safe to run anywhere, in any order.
     Memory stays flat for any length. Returns the entry's metadata.
     """
-    if backend.name == "musicnn":  # embeddings, not frame features: its own entry layout
-        from .features.musicnn import extract_song as embed_song
-
-        return embed_song(path, key, store, settings, backend, cancel, info)  # type: ignore[arg-type]
+    if isinstance(backend, MusicnnBackend):  # embeddings, not frame features: its own entry layout
+        return embed_song(path, key, store, settings, backend, cancel, info)
     a = settings.audio
     info = info or audio.probe(path)
     spill = _Spill(store, key)
@@ -288,7 +288,7 @@ def _run(
     queue: list[Song],
     settings: Settings,
     store: FeatureStore,
-    backend: Backend,
+    backend: Backend | MusicnnBackend,
     workers: int,
     result: ExtractResult,
     report: Reporter,
@@ -358,7 +358,7 @@ def _extract_claimed(
     slot: int,
     store: FeatureStore,
     settings: Settings,
-    backend: Backend,
+    backend: Backend | MusicnnBackend,
     report: Reporter,
     cancel: threading.Event,
 ) -> tuple[str, Any]:

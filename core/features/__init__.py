@@ -17,6 +17,7 @@ import numpy as np
 if TYPE_CHECKING:
     from ..config import FeatureSettings
     from ..workspace import Workspace
+    from .musicnn import MusicnnBackend
 
 #: Bump when the numbers change; part of the store's config key.
 FEATURE_VERSION = 1
@@ -91,7 +92,7 @@ def feature_params(settings: FeatureSettings) -> dict:
     }
 
 
-def get_backend(settings: FeatureSettings, workspace: Workspace | None = None) -> Backend:
+def get_backend(settings: FeatureSettings, workspace: Workspace | None = None) -> Backend | MusicnnBackend:
     """The backend that `settings.backend` names (musicnn reads its weights from `workspace`)."""
     if settings.backend == "musicnn":
         from .musicnn import MusicnnBackend

@@ -21,7 +21,7 @@ import numpy as np
 from .. import audio
 from ..config import FeatureSettings, Settings
 from ..errors import Cancelled, GenreError
-from ..store import FeatureStore
+from ..store import FeatureStore, RawArray
 from ..workspace import Workspace
 
 NAME = "musicnn"
@@ -122,7 +122,7 @@ def extract_song(
         "musicnn": backend.variant,
         "tag_names": backend.embedder.tags,
     }
-    arrays = {
+    arrays: dict[str, np.ndarray | RawArray] = {
         "embedding": np.concatenate([p.mean for p in parts]),
         "embedding_std": np.concatenate([p.std for p in parts]),
         "tags": np.concatenate([p.tags for p in parts]),

@@ -164,9 +164,11 @@ def read_wheel(wheel: Path, pin: Pin = MUSICNN) -> dict[str, tuple[dict[str, np.
             for variant, (ckpt, labels, _) in VARIANTS.items():
                 prefix = f"{pin.package}/{ckpt}/"
                 index = zf.read(prefix + ".index")
-                tensors = read_tensors(
-                    index, lambda i, n, p=prefix: zf.read(p + shard_name(i, n)), checkpoint_names()
-                )
+
+                def shard(i: int, n: int, prefix: str = prefix) -> bytes:
+                    return zf.read(prefix + shard_name(i, n))
+
+                tensors = read_tensors(index, shard, checkpoint_names())
                 try:
                     out[variant] = (weights_from_checkpoint(tensors), _tags(config, labels))
                 except CheckpointError as exc:

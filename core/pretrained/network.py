@@ -39,14 +39,14 @@ def _bn(n: int) -> nn.BatchNorm1d:
     return nn.BatchNorm1d(n, eps=EPS)
 
 
-def _relu_bn_max(x: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
+def _relu_bn_max(x: torch.Tensor, bn: nn.Module) -> torch.Tensor:
     """max over the last axis of bn(relu(x)) [B, C, T, F] -> [B, C, T], in two reads of x.
 
     Inference batch norm is a per-channel affine a*z + b, and relu and max commute, so the
     maximum is a*relu(max x) + b where a >= 0 and a*relu(min x) + b where a < 0: the same
     numbers as the layer-by-layer graph without writing the big [B, C, T, F] tensor three times.
     """
-    assert bn.running_var is not None and bn.running_mean is not None
+    assert isinstance(bn, nn.BatchNorm2d) and bn.running_var is not None and bn.running_mean is not None
     a = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
     b = bn.bias - bn.running_mean * a
     extreme = torch.where((a >= 0)[:, None], x.amax(dim=3), x.amin(dim=3))
@@ -98,8 +98,7 @@ class Musicnn(nn.Module):
         padded = F.pad(x, (0, 0, 3, 3))  # zeros in the normalised domain, time only
         for conv, bn in zip(self.timbral, self.timbral_bn, strict=True):
             front.append(_relu_bn_max(conv(padded), bn))  # [B, 204, T]
-        for conv, bn in zip(self.temporal, self.temporal_bn, strict=True):
-            k = conv.kernel_size[0]
+        for conv, bn, (_, k, _) in zip(self.temporal, self.temporal_bn, TEMPORAL, strict=True):
             same = F.pad(x, (0, 0, (k - 1) // 2, k // 2))  # TF SAME: the extra row at the bottom
             front.append(_relu_bn_max(conv(same), bn))  # [B, 51, T]
         frontend = torch.cat(front, dim=1)  # [B, 561, T]

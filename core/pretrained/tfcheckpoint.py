@@ -140,25 +140,31 @@ def _shape(msg: bytes) -> tuple[int, ...]:
     return tuple(dims)
 
 
+def _number(f: dict[int, int | bytes], field: int, what: str) -> int:
+    value = f.get(field, 0)
+    if not isinstance(value, int):
+        raise CheckpointError(f"{what}: protobuf field {field} is not a number")
+    return value
+
+
 def _entry(name: str, msg: bytes) -> TensorInfo:
-    f: dict[int, int | bytes] = {}
-    for number, value in _fields(msg):
-        f[number] = value
+    f: dict[int, int | bytes] = dict(_fields(msg))
     if 7 in f:
         raise CheckpointError(f"{name}: sliced tensors are not supported")
-    code = f.get(1, 0)
+    code = _number(f, 1, name)
     if code not in DTYPES:
         raise CheckpointError(f"{name}: unsupported dtype {code}")
-    crc = f.get(6, b"\0\0\0\0")
-    shape = f.get(2, b"")
+    crc, shape = f.get(6, b"\0\0\0\0"), f.get(2, b"")
+    if not isinstance(crc, bytes) or len(crc) != 4 or not isinstance(shape, bytes):
+        raise CheckpointError(f"{name}: malformed checkpoint entry")
     return TensorInfo(
         name=name,
-        dtype=np.dtype(DTYPES[int(code)]).newbyteorder("<"),
-        shape=_shape(shape if isinstance(shape, bytes) else b""),
-        shard=int(f.get(3, 0)),  # type: ignore[arg-type]
-        offset=int(f.get(4, 0)),  # type: ignore[arg-type]
-        size=int(f.get(5, 0)),  # type: ignore[arg-type]
-        crc=struct.unpack("<I", crc)[0] if isinstance(crc, bytes) else 0,
+        dtype=np.dtype(DTYPES[code]).newbyteorder("<"),
+        shape=_shape(shape),
+        shard=_number(f, 3, name),
+        offset=_number(f, 4, name),
+        size=_number(f, 5, name),
+        crc=struct.unpack("<I", crc)[0],
     )
 
 
@@ -181,7 +187,10 @@ def read_index(buf: bytes) -> Index:
     if header.get(2, 0) != 0:
         raise CheckpointError("big-endian checkpoints are not supported")
     tensors = {name: _entry(name, value) for name, value in raw.items()}
-    return Index(tensors, int(header.get(1, 1)))  # type: ignore[arg-type]
+    shards = header.get(1, 1)
+    if not isinstance(shards, int):
+        raise CheckpointError("checkpoint header: num_shards is not a number")
+    return Index(tensors, shards)
 
 
 def read_tensors(

@@ -100,7 +100,8 @@ def _musicnn(song: Path, out: Path | None, fmt: Format, ctx: common.Context) -> 
     patches = len(result["embeddings"])
     common.err.print(f"{song}: {patches} patches of 3 s (musicnn {variant})", markup=False)
     if fmt is Format.npz:
-        save_npz(out, result)  # type: ignore[arg-type]
+        assert out is not None  # checked before the work
+        save_npz(out, result)
         common.out.print(str(out), markup=False)
         return
     scores = result["taggram"].mean(axis=0)
