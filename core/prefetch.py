@@ -37,8 +37,12 @@ class _Deferred:
     def _backend(self) -> Backend:
         if self._real is None:
             from .features import get_backend
+            from .features.musicnn import MusicnnBackend
 
-            self._real = get_backend(self.settings)
+            real = get_backend(self.settings)
+            if isinstance(real, MusicnnBackend):  # `start` never defers musicnn's extraction
+                raise TypeError("musicnn extraction cannot be deferred")
+            self._real = real
             device = getattr(self._real, "device", None)
             if device is not None and device.type == "cpu":
                 import torch
@@ -60,8 +64,8 @@ def start(
     to start (a URL, a folder, no such file). `settings` must carry the model's framing
     (`predict.settings_for_card`), so the entry is the one the query reads."""
     path = Path(source).expanduser()
-    if not path.is_file():
-        return None
+    if not path.is_file() or settings.features.backend == "musicnn":
+        return None  # musicnn's entries are embeddings: extract_song needs its real backend
 
     def work() -> None:
         with contextlib.suppress(Exception):
