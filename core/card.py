@@ -136,6 +136,8 @@ class TrainingRun:
     fit: Count
     validation: Count
     class_weights: list[float] | None
+    world_size: int = 1  # processes of a torchrun (DDP) run
+    backend: str | None = None  # its process group: gloo | nccl
 
 
 @dataclass

@@ -1,0 +1,236 @@
+"""Extraction and folder queries on a Ray cluster (`cluster.engine = "ray"`).
+
+Ray schedules, retries and cancels; this module only says what one song's task is and writes
+what comes back. A task is `compute_song` (decode + features, writing nothing) on a worker; the
+driver holds the song's lock (`FeatureStore.claim`) while the task runs and writes the entry
+atomically itself, so the store ends up exactly as a local extraction leaves it, and workers
+need no access to the workspace. A worker that cannot see a song's path says so and gets the
+bytes instead. A task whose worker dies is retried by Ray (`max_retries`); a song that is bad
+audio comes back as a value, is recorded once and never retried. Ray is imported only here, and
+only when this engine runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from .config import ClusterSettings, Settings
+from .dataset import Song
+from .errors import AudioError, GenreError, ToolMissing
+from .events import ExtractProgress, Reporter, SongStarted
+from .store import FeatureStore
+
+#: A task's worker may die this many times (a killed process, a lost node) before the song fails.
+RETRIES = 3
+#: Tasks in flight per CPU of the cluster: enough to hide the driver's writes, few held locks.
+IN_FLIGHT_PER_CPU = 2
+
+
+def _ray() -> ModuleType:
+    try:
+        import ray
+    except ImportError:
+        raise ToolMissing(
+            "cluster.engine = ray needs Ray: pip install 'genre-erkennung[cluster]' (or use --engine local)"
+        ) from None
+    return ray
+
+
+@contextlib.contextmanager
+def connected(cs: ClusterSettings) -> Iterator[ModuleType]:
+    """Ray, joined to `cs.address` or to a Ray instance started here (and stopped after). A
+    caller that already called `ray.init` (a test's cluster, a notebook) keeps its connection."""
+    ray = _ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    try:
+        ray.init(
+            address=cs.address or None,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = cs.address or "a Ray instance on this machine"
+        raise GenreError(
+            f"cannot start or join {where} ({str(exc).splitlines()[0]}): check cluster.address / "
+            "--address (the head's host:port from `ray start --head`)"
+        ) from None
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+_backends: dict[str, Any] = {}
+
+
+def _backend(settings: Settings) -> Any:
+    """One feature backend per worker process and feature config (built once, reused by tasks)."""
+    from .features import get_backend
+
+    key = repr(settings.features)
+    if key not in _backends:
+        _backends[key] = get_backend(settings.features)
+    return _backends[key]
+
+
+@contextlib.contextmanager
+def _local_copy(source: str, data: bytes | None) -> Iterator[Path]:
+    """The song as a file this worker can read: its own path, or the shipped bytes in a scratch
+    file that is removed afterwards."""
+    if data is None:
+        yield Path(source)
+        return
+    fd, name = tempfile.mkstemp(prefix="genre-song-", suffix=Path(source).suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        yield Path(name)
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
+def song_task(source: str, size: int, data: bytes | None, settings: Settings, info: Any) -> tuple[str, Any]:
+    """One song on a worker: ("done", SongFeatures), ("bad-song", reason) when the file is not
+    usable audio, or ("need-bytes", None) when this worker does not see the driver's file."""
+    from .extract import compute_song
+
+    if data is None and not _visible(Path(source), size):
+        return "need-bytes", None
+    import torch
+
+    torch.set_num_threads(max(1, int(settings.cluster.task_cpus)))
+    with _local_copy(source, data) as path:
+        try:
+            return "done", compute_song(path, settings, _backend(settings), info=info, source=source)
+        except AudioError as exc:
+            return "bad-song", str(exc).removeprefix(f"{path}: ")
+
+
+def _visible(path: Path, size: int) -> bool:
+    try:
+        return path.stat().st_size == size
+    except OSError:
+        return False
+
+
+@dataclass
+class _Task:
+    song: Song
+    slot: int
+    lock: contextlib.ExitStack
+    shipped: bool = False
+
+
+def extract_on_ray(
+    queue: list[Song],
+    settings: Settings,
+    store: FeatureStore,
+    result: Any,
+    report: Reporter,
+    cancel: threading.Event,
+    total: int,
+) -> None:
+    """Run `queue` (songs not yet in the store) as Ray tasks, writing each entry as it arrives.
+
+    Songs another process is extracting right now wait until the rest is done, as locally.
+    Ctrl-C (or `cancel`) cancels every outstanding task; what was written stays written.
+    """
+    from .extract import settle, song_info
+
+    cs = settings.cluster
+    with connected(cs) as ray:
+        remote = ray.remote(song_task).options(
+            num_cpus=cs.task_cpus, num_gpus=cs.task_gpus, max_retries=RETRIES
+        )
+        cpus = float(ray.cluster_resources().get("CPU", 1.0))
+        window = max(2, int(IN_FLIGHT_PER_CPU * cpus / cs.task_cpus))
+        start = time.monotonic()
+        remaining_audio = sum(s.duration or 0.0 for s in queue)
+        todo, busy = list(queue), []
+        pending: dict[Any, _Task] = {}
+        free = list(range(window))
+
+        def submit(task: _Task, ship: bool) -> None:
+            s = task.song
+            data = ray.put(s.path.read_bytes()) if ship else None
+            task.shipped = ship
+            pending[remote.remote(str(s.path), s.path.stat().st_size, data, settings, song_info(s))] = task
+
+        def progress() -> None:
+            elapsed = time.monotonic() - start
+            rate = result.audio_seconds / elapsed if elapsed > 0 else 0.0
+            eta = remaining_audio / rate if rate > 0 else None
+            done = result.done + result.cached
+            report(ExtractProgress(done, len(result.failed), total, result.audio_seconds, elapsed, rate, eta))
+
+        try:
+            while todo or busy or pending:
+                if cancel.is_set():
+                    break
+                while free and (todo or (busy and not pending)):
+                    song = todo.pop(0) if todo else busy.pop(0)
+                    lock = contextlib.ExitStack()
+                    if not lock.enter_context(store.claim(song.key)):
+                        lock.close()
+                        busy.append(song)
+                        if not todo:
+                            time.sleep(0.2)  # only songs another process holds are left
+                        continue
+                    if store.has(song.key):  # the other process finished it meanwhile
+                        lock.close()
+                        settle(song, 0, store, result, report, "cached", store.chunk_count(song.key))
+                        continue
+                    task = _Task(song, free.pop(0), lock)
+                    report(SongStarted(str(song.path), task.slot))
+                    submit(task, cs.ship == "bytes")
+                if not pending:
+                    continue
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.2)
+                for ref in ready:
+                    task = pending.pop(ref)
+                    if _receive(ray, ref, task, store, result, report, settle) == "need-bytes":
+                        submit(task, True)  # it keeps its lock and slot
+                        continue
+                    task.lock.close()
+                    free.append(task.slot)
+                    remaining_audio -= task.song.duration or 0.0
+                    progress()
+        except KeyboardInterrupt:
+            cancel.set()
+            raise
+        finally:
+            for ref, task in pending.items():
+                ray.cancel(ref, force=True)
+                task.lock.close()
+        result.elapsed = time.monotonic() - start
+        result.cancelled = cancel.is_set()
+
+
+def _receive(
+    ray: ModuleType, ref: Any, task: _Task, store: FeatureStore, result: Any, report: Reporter, settle: Any
+) -> str:
+    """One finished task: the entry written (atomically, by the store), or the failure counted."""
+    song = task.song
+    try:
+        outcome, value = ray.get(ref)
+    except ray.exceptions.RayError as exc:  # retries spent, or cancelled: not the song's fault
+        why = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        return settle(song, task.slot, store, result, report, "failed", f"on the cluster: {why}")
+    if outcome == "need-bytes":
+        return "need-bytes" if not task.shipped else "failed"
+    if outcome == "done":
+        store.save_arrays(song.key, value.arrays, value.meta)
+        value = value.meta
+    return settle(song, task.slot, store, result, report, outcome, value)
