@@ -234,3 +234,217 @@ def _receive(
         store.save_arrays(song.key, value.arrays, value.meta)
         value = value.meta
     return settle(song, task.slot, store, result, report, outcome, value)
+
+
+class Classifier:
+    """A Ray actor holding one model: loaded once per worker, then fed song after song.
+
+    It gets the model's files (card and weights) rather than a path, so workers need no view of
+    the workspace; `registry.load` checks them exactly as a local query does.
+    """
+
+    def __init__(self, name: str, files: dict[str, bytes], device: str) -> None:
+        import shutil
+
+        import torch
+
+        from .registry import load, model_dir
+        from .workspace import Workspace
+
+        tmp = Path(tempfile.mkdtemp(prefix="genre-model-"))
+        try:
+            ws = Workspace(tmp)
+            folder = model_dir(ws, name)
+            folder.mkdir(parents=True)
+            for file, data in files.items():
+                (folder / file).write_bytes(data)
+            self.loaded = load(ws, name, device)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        torch.set_num_threads(1)
+
+    def classify(
+        self, source: str, size: int, data: bytes | None, settings: Settings, info: Any, stored: Any
+    ) -> tuple[str, Any]:
+        """Chunk probabilities of one song: from its `stored` arrays (mfcc, peaks, lengths) when
+        the driver's store has them, else from features computed here, which come back too for
+        the driver to store. ("bad-song", reason) and ("need-bytes", None) as for `song_task`."""
+        from .predict import predict_chunks
+
+        features = None
+        if stored is None:
+            outcome, features = song_task(source, size, data, settings, info)
+            if outcome != "done":
+                return outcome, features
+            a = features.arrays
+            stored = (a["mfcc"], a["contrast_peaks"], a["lengths"])
+        return "done", (predict_chunks(self.loaded, *stored), features)
+
+
+def query_on_ray(
+    sources: list[str],
+    loaded: Any,
+    settings: Settings,
+    workspace: Any,
+    max_items: int = 20,
+    report: Reporter | None = None,
+    cancel: threading.Event | None = None,
+    model_features: bool = False,
+    on_result: Any = None,
+) -> Any:
+    """`predict.query` with the songs classified by Ray actors (one model each), in parallel.
+
+    Sources are expanded (URLs fetched) and songs probed here; features a song already has in the
+    store are sent instead of its audio, new ones come back and are stored, as a local query
+    stores them. `on_result(song)` sees each song as it arrives; the results keep the sources'
+    order. Ctrl-C or `cancel` stops with what was classified so far (`complete` False).
+    """
+    from .events import JobFinished, JobStarted, ignore
+    from .predict import QueryResult, Stores, settings_for
+
+    report = report or ignore
+    cancel = cancel or threading.Event()
+    settings = settings_for(loaded, settings, model_features)
+    result = QueryResult(loaded.name)
+    report(JobStarted("query", len(sources)))
+    stores = Stores(workspace, settings, report)
+    try:
+        result.complete = _query(
+            sources, loaded, settings, workspace, stores, max_items, report, cancel, result, on_result
+        )
+    except KeyboardInterrupt:
+        cancel.set()
+        result.complete = False
+    finally:
+        stores.close()
+    report(JobFinished("query", cancelled=not result.complete))
+    return result
+
+
+def _query(
+    sources: list[str],
+    loaded: Any,
+    settings: Settings,
+    workspace: Any,
+    stores: Any,
+    max_items: int,
+    report: Reporter,
+    cancel: threading.Event,
+    result: Any,
+    on_result: Any,
+) -> bool:
+    """The Ray query's loop; True when it went through every song."""
+    from .dataset import content_key
+    from .events import SongFailed
+    from .fetch import forget
+    from .predict import _expand, _probe, _Tally, song_result
+    from .registry import CARD, WEIGHTS
+    from .store import DamagedEntry
+
+    tally = _Tally(report)
+
+    def failed(shown: str, why: str) -> None:
+        result.errors.append((shown, why))
+        report(SongFailed(shown, why))
+        tally.count(ok=False)
+
+    songs: list[tuple[str, str, Path, str | None, bool]] = []  # (source, shown, path, title, downloaded)
+    for source in sources:
+        if cancel.is_set():
+            return False
+        try:
+            found = _expand(source, workspace, max_items, report, cancel)
+        except GenreError as exc:
+            tally.total += 1
+            failed(source, str(exc))
+            continue
+        tally.total += len(found)
+        songs += [(source, shown, path, title, downloaded) for shown, path, title, downloaded in found]
+
+    def bad(i: int, why: str) -> None:
+        source, shown, path, _, downloaded = songs[i]
+        why = why.removeprefix(f"{path}: ")
+        if downloaded:
+            forget(workspace, source, path)
+            why = f"the download is not usable audio ({why})"
+        failed(shown, f"{shown}: {why}")
+
+    def stored(key: str) -> Any:
+        try:
+            e = stores.store.load(key)
+        except (FileNotFoundError, DamagedEntry):
+            return None
+        return e
+
+    cs = settings.cluster
+    files = {name: (loaded.path / name).read_bytes() for name in (CARD, WEIGHTS)}
+    classified: dict[int, Any] = {}
+    with connected(cs) as ray:
+        actor = ray.remote(Classifier).options(
+            num_cpus=cs.task_cpus, num_gpus=cs.task_gpus, max_restarts=RETRIES, max_task_retries=RETRIES
+        )
+        cpus = float(ray.cluster_resources().get("CPU", 1.0))
+        n = max(1, min(len(songs), int(cpus / cs.task_cpus)))
+        model_files = ray.put(files)
+        device = "cuda" if cs.task_gpus > 0 else "cpu"
+        free = [actor.remote(loaded.name, model_files, device) for _ in range(n)] if songs else []
+        pending: dict[Any, tuple[Any, int, Any, str, bool]] = {}
+        todo = list(range(len(songs)))
+
+        def submit(worker: Any, i: int, info: Any, key: str, ship: bool) -> None:
+            path = songs[i][2]
+            e = stored(key)
+            arrays = None if e is None else (e.mfcc, e.contrast_peaks, e.lengths)
+            data = ray.put(path.read_bytes()) if ship and arrays is None else None
+            ref = worker.classify.remote(str(path), path.stat().st_size, data, settings, info, arrays)
+            pending[ref] = (worker, i, info, key, ship)
+
+        try:
+            while todo or pending:
+                if cancel.is_set():
+                    return False
+                while free and todo and not cancel.is_set():
+                    i = todo.pop(0)
+                    try:
+                        info, key = _probe(songs[i][2]), content_key(songs[i][2])
+                    except (GenreError, OSError) as exc:
+                        bad(i, str(exc))
+                        continue
+                    submit(free.pop(), i, info, key, cs.ship == "bytes")
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.2) if pending else ([], [])
+                for ref in ready:
+                    worker, i, info, key, shipped = pending.pop(ref)
+                    try:
+                        outcome, value = ray.get(ref)
+                    except ray.exceptions.RayError as exc:
+                        outcome, value = "failed", f"on the cluster: {str(exc).strip().splitlines()[-1]}"
+                    if outcome == "need-bytes" and not shipped:
+                        submit(worker, i, info, key, True)
+                        continue
+                    free.append(worker)
+                    if outcome == "failed":
+                        failed(songs[i][1], f"{songs[i][1]}: {value}")
+                        continue
+                    if outcome != "done":
+                        bad(i, str(value))
+                        continue
+                    probs, features = value
+                    if features is not None and stores.writable and not stores.store.has(key):
+                        stores.store.save_arrays(key, features.arrays, features.meta)
+                    a = features.arrays if features is not None else None
+                    e = stored(key) if a is None else None
+                    starts = a["starts"] if a is not None else e.starts
+                    lengths = a["lengths"] if a is not None else e.lengths
+                    _, shown, path, title, _ = songs[i]
+                    song = song_result(
+                        loaded.genres, settings, path, info, starts, lengths, probs, shown, title, report
+                    )
+                    classified[i] = song
+                    tally.count(ok=True)
+                    if on_result is not None:
+                        on_result(song)
+        finally:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            result.results = [classified[i] for i in sorted(classified)]
+    return True

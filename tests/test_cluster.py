@@ -162,3 +162,41 @@ def test_a_killed_worker_is_retried_and_the_run_completes(ray_cluster: Any, tmp_
     for song in songs:
         assert abs(store.load(song.key).meta["duration"] - (song.duration or 0)) < 0.1
     _no_scratch(store)
+
+
+def test_a_folder_query_on_the_cluster_agrees_with_a_local_one(
+    ray_cluster: Any, ds_root: Path, tmp_path: Path
+) -> None:
+    from genre_erkennung.core import registry
+    from genre_erkennung.core.cluster import query_on_ray
+    from genre_erkennung.core.predict import query
+    from genre_erkennung.core.train import train
+
+    s = _settings()
+    s.training.epochs, s.training.threads, s.training.batch_size = 2, 1, 4
+    for key in ("mfcc_conv", "mfcc_bottleneck", "mfcc_lstm", "contrast_conv", "contrast_lstm", "head"):
+        setattr(s.model, key, 8)
+    ws = Workspace(tmp_path / "ws")
+    ds = dataset.scan(ds_root)
+    extract(ds.songs, s, ws)
+    train(ds, s, ws, name="tiny")
+    loaded = registry.load(ws, "tiny")
+    folder = tmp_path / "query"
+    make_audio(folder / "new song.mp3", 7.0, kind="pink", seed=9)  # not in the store yet
+    make_audio(folder / "sub" / "tone.wav", 4.0, freq=500)
+    (folder / "sub" / "broken.mp3").write_text("not audio")
+    arrived: list[str] = []
+    remote = query_on_ray(
+        [str(folder)],
+        loaded,
+        _settings("ray"),
+        ws,
+        20,
+        lambda e: None,
+        threading.Event(),
+        lambda r: arrived.append(r.source),
+    )
+    here = query([str(folder)], loaded, _settings(), ws)
+    assert [r.to_json() for r in remote.results] == [r.to_json() for r in here.results]
+    assert remote.errors == here.errors and len(here.errors) == 1
+    assert sorted(arrived) == sorted(r.source for r in here.results) and len(arrived) == 2
