@@ -158,7 +158,7 @@ def extract_on_ray(
         window = max(2, int(IN_FLIGHT_PER_CPU * cpus / cs.task_cpus))
         start = time.monotonic()
         remaining_audio = sum(s.duration or 0.0 for s in queue)
-        todo, busy = list(queue), []
+        todo, busy = list(queue), list[Song]()
         pending: dict[Any, _Task] = {}
         free = list(range(window))
 

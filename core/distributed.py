@@ -119,9 +119,10 @@ def shard(order: torch.Tensor) -> torch.Tensor:
     """This rank's part of the epoch's order; every rank gets as many chunks (a few repeat)."""
     if _world.size == 1:
         return order
-    from torch.utils.data import DistributedSampler
+    from torch.utils.data import DistributedSampler, TensorDataset
 
-    sampler = DistributedSampler(range(len(order)), _world.size, _world.rank, shuffle=False)
+    positions = TensorDataset(torch.arange(len(order)))
+    sampler: DistributedSampler = DistributedSampler(positions, _world.size, _world.rank, shuffle=False)
     return order[torch.tensor(list(sampler), dtype=torch.int64)]
 
 
