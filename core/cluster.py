@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -53,6 +54,7 @@ def connected(cs: ClusterSettings) -> Iterator[ModuleType]:
     if ray.is_initialized():
         yield ray
         return
+    _check_reachable(cs.address)
     try:
         ray.init(
             address=cs.address or None,
@@ -70,6 +72,20 @@ def connected(cs: ClusterSettings) -> Iterator[ModuleType]:
         yield ray
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """A head that is not listening is one line at once (Ray itself retries for minutes)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return  # '' (start one here), 'auto', ray://: left to Ray
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+    except OSError as exc:
+        raise GenreError(
+            f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}): start it with "
+            "`ray start --head --port PORT` or fix cluster.address / --address"
+        ) from None
 
 
 _backends: dict[str, Any] = {}

@@ -7,6 +7,8 @@ except in CI (which installs it), where a missing Ray is a failure.
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -200,3 +202,33 @@ def test_a_folder_query_on_the_cluster_agrees_with_a_local_one(
     assert [r.to_json() for r in remote.results] == [r.to_json() for r in here.results]
     assert remote.errors == here.errors and len(here.errors) == 1
     assert sorted(arrived) == sorted(r.source for r in here.results) and len(arrived) == 2
+
+
+def test_the_cli_starts_without_ray() -> None:
+    code = "import sys; from genre_erkennung.tui.cli import app; print('ray' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_a_cluster_that_is_not_there_is_one_line(ds_root: Path, tmp_path: Path) -> None:
+    from conftest import refused_port, run_genre
+
+    pytest.importorskip("ray")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[audio]\nchunk_seconds = 3.0\nmin_chunk_seconds = 1.0\n")
+    proc = run_genre(
+        "extract",
+        "--dataset",
+        ds_root,
+        "--config",
+        cfg,
+        "--workspace",
+        tmp_path / "ws",
+        "--engine",
+        "ray",
+        "--address",
+        f"127.0.0.1:{refused_port()}",
+    )
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert lines[-1].startswith("error: cannot reach the Ray cluster at 127.0.0.1:"), proc.stderr
