@@ -66,7 +66,8 @@ def connected(cs: ClusterSettings) -> Iterator[ModuleType]:
         where = cs.address or "a Ray instance on this machine"
         raise GenreError(
             f"cannot start or join {where} ({str(exc).splitlines()[0]}): check cluster.address / "
-            "--address (the head's host:port from `ray start --head`)"
+            "--address (the head's host:port from `ray start --head`); a cluster with token "
+            "authentication also needs RAY_AUTH_MODE=token and its token here"
         ) from None
     try:
         yield ray
