@@ -40,6 +40,7 @@ bench: $(BIN)/genre
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/query.py
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/cluster.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
