@@ -196,7 +196,7 @@ def extract_on_ray(
             while todo or busy or pending:
                 if cancel.is_set():
                     break
-                while free and (todo or (busy and not pending)):
+                while free and (todo or (busy and not pending)) and not cancel.is_set():
                     song = todo.pop(0) if todo else busy.pop(0)
                     lock = contextlib.ExitStack()
                     if not lock.enter_context(store.claim(song.key)):

@@ -59,7 +59,7 @@ def test_two_processes_train_one_model(extracted: tuple[Path, Path, Path]) -> No
     assert proc.stderr.count("saved model ddp") == 1  # rank 0 alone reports
     assert sorted(p.name for p in (ws / "models").iterdir()) == ["ddp"]
     card = _card(ws, "ddp")
-    assert (card["training"]["world_size"], card["training"]["backend"]) == (2, "gloo")
+    assert card["training"]["distributed"] == {"world_size": 2, "backend": "gloo"}
     assert [h["epoch"] for h in card["history"]] == [1, 2, 3, 4]
 
     settings = config.load(cfg)
@@ -116,4 +116,4 @@ def test_a_killed_distributed_run_resumes_in_one_process(extracted: tuple[Path, 
     assert more.returncode == 0, more.stderr
     card = _card(ws, "killed")
     assert [h["epoch"] for h in card["history"]] == list(range(1, done + 3))
-    assert card["training"]["world_size"] == 1 and card["status"] == "complete"
+    assert "distributed" not in card["training"] and card["status"] == "complete"
