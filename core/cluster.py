@@ -448,10 +448,11 @@ def _query(
                     probs, features = value
                     if features is not None and stores.writable and not stores.store.has(key):
                         stores.store.save_arrays(key, features.arrays, features.meta)
-                    a = features.arrays if features is not None else None
-                    e = stored(key) if a is None else None
-                    starts = a["starts"] if a is not None else e.starts
-                    lengths = a["lengths"] if a is not None else e.lengths
+                    if features is not None:
+                        starts, lengths = features.arrays["starts"], features.arrays["lengths"]
+                    else:  # classified from the stored entry the driver sent
+                        e = stores.store.load(key)
+                        starts, lengths = e.starts, e.lengths
                     _, shown, path, title, _ = songs[i]
                     song = song_result(
                         loaded.genres, settings, path, info, starts, lengths, probs, shown, title, report

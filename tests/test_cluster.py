@@ -194,9 +194,7 @@ def test_a_folder_query_on_the_cluster_agrees_with_a_local_one(
         _settings("ray"),
         ws,
         20,
-        lambda e: None,
-        threading.Event(),
-        lambda r: arrived.append(r.source),
+        on_result=lambda r: arrived.append(r.source),
     )
     here = query([str(folder)], loaded, _settings(), ws)
     assert [r.to_json() for r in remote.results] == [r.to_json() for r in here.results]
