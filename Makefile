@@ -22,7 +22,7 @@ $(BIN)/genre: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(if $(TORCH),$(BIN)/python -m pip install -q "$(TORCH)")
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,cluster]"
 	touch $(BIN)/genre
 
 demo: $(BIN)/genre
@@ -41,6 +41,7 @@ bench: $(BIN)/genre
 	$(BIN)/python bench/query.py
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/musicnn.py
+	$(BIN)/python bench/cluster.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

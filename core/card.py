@@ -125,6 +125,12 @@ class Count:
 
 
 @dataclass
+class Distributed:
+    world_size: int  # processes
+    backend: str  # their process group: gloo | nccl
+
+
+@dataclass
 class TrainingRun:
     device: str
     gpu: str | None
@@ -136,6 +142,7 @@ class TrainingRun:
     fit: Count
     validation: Count
     class_weights: list[float] | None
+    distributed: Distributed | None = None  # a torchrun (DDP) run's; None: one process
 
 
 @dataclass
@@ -225,7 +232,13 @@ def _encode(value: Any) -> Any:
     if isinstance(value, Norm):
         return value.to_json()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        # An optional field left at None is left out, so a card without what a later version
+        # added (a DDP run's `distributed`) reads and writes back the same.
+        return {
+            f.name: _encode(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if not (f.default is None and getattr(value, f.name) is None)
+        }
     if isinstance(value, list | tuple):
         return [_encode(v) for v in value]
     if isinstance(value, dict):

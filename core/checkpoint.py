@@ -37,8 +37,16 @@ def save(folder: Path, run: Run, device: torch.device, static: dict[str, Any]) -
         "state": asdict(run.state),
     }
     data = tensor_bytes(tensors)
-    atomic_write_bytes(folder / CHECKPOINT / "state.safetensors", data)
-    atomic_write_json(folder / CHECKPOINT / "state.json", {**meta, "tensors_sha256": sha256(data)})
+    digest = sha256(data)
+    # The tensors go to a file named by their checksum, and only then does state.json name it:
+    # a kill between the two writes leaves the previous, whole checkpoint (never a mismatch).
+    where = folder / CHECKPOINT
+    tensors_file = f"state-{digest[:16]}.safetensors"
+    atomic_write_bytes(where / tensors_file, data)
+    atomic_write_json(where / "state.json", {**meta, "tensors_sha256": digest, "tensors_file": tensors_file})
+    for old in where.glob("state*.safetensors"):
+        if old.name != tensors_file:
+            old.unlink(missing_ok=True)
 
 
 def load(folder: Path, name: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -46,7 +54,8 @@ def load(folder: Path, name: str) -> tuple[dict[str, torch.Tensor], dict[str, An
     where = folder / CHECKPOINT
     try:
         meta = json.loads((where / "state.json").read_text(encoding="utf-8"))
-        data = (where / "state.safetensors").read_bytes()
+        named = meta.get("tensors_file") if isinstance(meta, dict) else None
+        data = (where / Path(str(named or "state.safetensors")).name).read_bytes()
     except FileNotFoundError:
         raise ModelError(f"model {name!r} has no stopped run to resume") from None
     except (OSError, ValueError) as exc:

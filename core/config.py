@@ -88,6 +88,17 @@ class QuerySettings:
 
 
 @dataclass
+class ClusterSettings:
+    """Where extraction and folder queries run: here, or on a Ray cluster (`genre-erkennung[cluster]`)."""
+
+    engine: str = _opt("local", choices=("local", "ray"), doc="local processes, or tasks on Ray")
+    address: str = _opt("", doc="Ray cluster to join, e.g. 10.0.0.1:6379 ('' = start one here)")
+    task_cpus: float = _opt(1.0, low=0.1, high=256.0, doc="CPUs Ray reserves for each song")
+    task_gpus: float = _opt(0.0, low=0.0, high=16.0, doc="GPUs Ray reserves for each song (features there)")
+    ship: str = _opt("auto", choices=("auto", "bytes"), doc="auto or bytes: when to send songs to workers")
+
+
+@dataclass
 class Settings:
     workspace: str = _opt("", doc="where features, models and downloads live ('' = default)")
     dataset: str = _opt("", doc="dataset root holding train/ and test/")
@@ -97,6 +108,7 @@ class Settings:
     training: TrainingSettings = field(default_factory=TrainingSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     query: QuerySettings = field(default_factory=QuerySettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
 
 def user_config_path() -> Path:

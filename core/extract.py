@@ -2,8 +2,9 @@
 
 Each worker thread drives one ffmpeg decode process and runs the feature math on what it reads
 (torch releases the GIL), so N workers keep N cores busy with either decoding or math. Per song the
-work is a pure function of (bytes, config): `extract_song`. Songs already in the store are not
-decoded again; failures are recorded and the batch goes on.
+work is a pure function of (bytes, config), `compute_song`; the store write is its caller's
+(`extract_song` here, the Ray driver in cluster.py with `cluster.engine = "ray"`). Songs already in
+the store are not decoded again; failures are recorded and the batch goes on.
 """
 
 from __future__ import annotations
@@ -38,8 +39,7 @@ from .events import (
     ignore,
 )
 from .features import Backend, FeatureBatch, get_backend
-from .features.musicnn import MusicnnBackend
-from .features.musicnn import extract_song as embed_song
+from .features.musicnn import MusicnnBackend, embed_song
 from .store import DamagedEntry, FeatureStore, RawArray, store_for
 from .workspace import Workspace
 
@@ -139,25 +139,49 @@ class _Spill:
             self.paths[name].unlink(missing_ok=True)
 
 
-def extract_song(
+class _Rows:
+    """Feature rows kept in memory: what a remote worker sends back to the driver."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[np.ndarray]] = {name: [] for name in _Spill.NAMES}
+
+    def add(self, batch: FeatureBatch) -> None:
+        for name, x in zip(_Spill.NAMES, (batch.mfcc, batch.peaks, batch.valleys), strict=True):
+            self.parts[name].append(np.ascontiguousarray(x, dtype=np.float32))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {name: np.concatenate(parts) for name, parts in self.parts.items()}
+
+
+@dataclass
+class SongFeatures:
+    """One song's stored arrays and metadata, not yet written: `FeatureStore.save_arrays` takes them."""
+
+    arrays: dict[str, np.ndarray | RawArray]
+    meta: dict[str, Any]
+
+
+def compute_song(
     path: Path,
-    key: str,
-    store: FeatureStore,
     settings: Settings,
     backend: Backend | MusicnnBackend,
+    rows: _Spill | _Rows | None = None,
     cancel: threading.Event | None = None,
     info: audio.AudioInfo | None = None,
-) -> dict[str, Any]:
-    """Decode one song into chunks, compute their features a batch at a time, store the entry.
+    source: str | None = None,
+) -> SongFeatures:
+    """Decode one song into chunks and compute their features a batch at a time; writes nothing.
 
     A pure function of (the file's bytes, the settings): safe to run anywhere, in any order.
-    Memory stays flat for any length. Returns the entry's metadata.
+    `rows` collects the features (default: in memory; a `_Spill` keeps memory flat for any
+    length); `source` is the name recorded in the metadata (default: `path`).
     """
     if isinstance(backend, MusicnnBackend):  # embeddings, not frame features: its own entry layout
-        return embed_song(path, key, store, settings, backend, cancel, info)
+        embedded, embeddings = embed_song(path, settings, backend, cancel, info)
+        return SongFeatures(embeddings, {**embedded, "source": source or str(path)})
     a = settings.audio
     info = info or audio.probe(path)
-    spill = _Spill(store, key)
+    rows = rows if rows is not None else _Rows()
     starts: list[float] = []
     lengths: list[int] = []
 
@@ -170,25 +194,41 @@ def extract_song(
             lengths.append(chunk.length)
             yield chunk.samples
 
+    for batch in _feature_batches(backend, samples(), a.sample_rate, cancel):
+        rows.add(batch)
+    meta = {
+        "source": source or str(path),
+        "chunks": len(lengths),
+        "duration": sum(lengths) / a.sample_rate,
+        "format": info.format,
+        "channels": info.channels,
+        "source_rate": info.sample_rate,
+        "created": time.time(),
+    }
+    arrays: dict[str, np.ndarray | RawArray] = {
+        **rows.arrays(),
+        "starts": np.asarray(starts, dtype=np.float64),
+        "lengths": np.asarray(lengths, dtype=np.int64),
+    }
+    return SongFeatures(arrays, meta)
+
+
+def extract_song(
+    path: Path,
+    key: str,
+    store: FeatureStore,
+    settings: Settings,
+    backend: Backend | MusicnnBackend,
+    cancel: threading.Event | None = None,
+    info: audio.AudioInfo | None = None,
+) -> dict[str, Any]:
+    """`compute_song` with its rows spilled to the store's scratch files, then the entry
+    written atomically. Returns the entry's metadata."""
+    spill = _Spill(store, key)
     try:
-        for batch in _feature_batches(backend, samples(), a.sample_rate, cancel):
-            spill.add(batch)
-        meta = {
-            "source": str(path),
-            "chunks": len(lengths),
-            "duration": sum(lengths) / a.sample_rate,
-            "format": info.format,
-            "channels": info.channels,
-            "source_rate": info.sample_rate,
-            "created": time.time(),
-        }
-        arrays: dict[str, np.ndarray | RawArray] = {
-            **spill.arrays(),
-            "starts": np.asarray(starts, dtype=np.float64),
-            "lengths": np.asarray(lengths, dtype=np.int64),
-        }
-        store.save_arrays(key, arrays, meta)
-        return meta
+        song = compute_song(path, settings, backend, spill, cancel, info)
+        store.save_arrays(key, song.arrays, song.meta)
+        return song.meta
     finally:
         spill.close()
 
@@ -254,7 +294,11 @@ def extract(
             report(SongFailed(str(song.path), recorded))
         else:
             queue.append(song)
-    if queue:  # torch is imported only when there is math to do
+    if queue and settings.cluster.engine == "ray":
+        from .cluster import extract_on_ray
+
+        extract_on_ray(queue, settings, store, result, report, cancel, total)
+    elif queue:  # torch is imported only when there is math to do
         _set_torch_threads()
         backend = get_backend(settings.features, workspace)
         _run(queue, settings, store, backend, workers, result, report, cancel, total)
@@ -366,12 +410,14 @@ def _extract_claimed(
     if store.has(song.key):
         return "cached", store.chunk_count(song.key)
     report(SongStarted(str(song.path), slot))
-    info = None  # a scanned song carries its probe; others are probed in extract_song
-    if song.channels:
-        info = audio.AudioInfo(
-            str(song.path), song.format, "", song.sample_rate, song.channels, song.duration
-        )
-    return "done", extract_song(song.path, song.key, store, settings, backend, cancel, info)
+    return "done", extract_song(song.path, song.key, store, settings, backend, cancel, song_info(song))
+
+
+def song_info(song: Song) -> audio.AudioInfo | None:
+    """A scanned song carries its probe; others are probed in `compute_song`."""
+    if not song.channels:
+        return None
+    return audio.AudioInfo(str(song.path), song.format, "", song.sample_rate, song.channels, song.duration)
 
 
 def _finish(
@@ -389,13 +435,29 @@ def _finish(
         return "cancelled"
     except AudioError as exc:
         reason = str(exc).removeprefix(f"{song.path}: ")
-        store.record_failure(song.key, str(song.path), reason)
-        result.failed.append((str(song.path), reason))
-        report(SongFailed(str(song.path), reason, slot))
-        return "failed"
+        return settle(song, slot, store, result, report, "bad-song", reason)
     except Exception as exc:  # not the file's fault (a killed decoder, a full disk): retry later
-        result.failed.append((str(song.path), str(exc)))
-        report(SongFailed(str(song.path), str(exc), slot))
+        return settle(song, slot, store, result, report, "failed", str(exc))
+    return settle(song, slot, store, result, report, outcome, value)
+
+
+def settle(
+    song: Song,
+    slot: int,
+    store: FeatureStore,
+    result: ExtractResult,
+    report: Reporter,
+    outcome: str,
+    value: Any,
+) -> str:
+    """Count and report one song's outcome, as every engine does: `done` (value: the entry's
+    metadata), `cached` (its chunk count), `bad-song` (the file's own fault, recorded in the
+    store: value is the reason) or `failed` (anything else, tried again next run)."""
+    if outcome == "bad-song":
+        store.record_failure(song.key, str(song.path), value)
+    if outcome in ("bad-song", "failed"):
+        result.failed.append((str(song.path), value))
+        report(SongFailed(str(song.path), value, slot))
         return "failed"
     if outcome == "cached":
         result.cached += 1

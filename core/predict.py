@@ -288,18 +288,38 @@ def classify_file(
     else:
         probs = predict_chunks(loaded, entry.mfcc, entry.contrast_peaks, entry.lengths)
         starts, lengths = entry.starts, entry.lengths
+    return song_result(
+        loaded.genres, settings, path, info, starts, lengths, probs, source, title, report, tags
+    )
+
+
+def song_result(
+    genres: list[str],
+    settings: Settings,
+    path: Path,
+    info: audio.AudioInfo,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    probs: np.ndarray,
+    source: str | None = None,
+    title: str | None = None,
+    report: Reporter = ignore,
+    tags: list[tuple[str, float]] | None = None,
+) -> SongResult:
+    """Chunk probabilities [C, genres] -> the song's chunk votes and verdict (wherever they were
+    computed: here, or on a cluster)."""
     sr = settings.audio.sample_rate
     chunks = []
     source = source or str(path)
     for i, (start, length, p) in enumerate(zip(starts, lengths, probs, strict=True)):
-        distribution = {g: round(float(x), 4) for g, x in zip(loaded.genres, p, strict=True)}
-        genre = loaded.genres[int(p.argmax())]
+        distribution = {g: round(float(x), 4) for g, x in zip(genres, p, strict=True)}
+        genre = genres[int(p.argmax())]
         c = ChunkResult(i, float(start), round(float(start) + int(length) / sr, 3), genre, distribution)
         chunks.append(c)
         report(ChunkVote(source, c.index, c.start, c.end, genre, distribution))
     duration = info.duration if info.duration is not None else float(lengths.sum()) / sr
     return SongResult(
-        source, title or path.stem, str(path), duration, chunks, verdict(probs, loaded.genres), tags
+        source, title or path.stem, str(path), duration, chunks, verdict(probs, genres), tags or []
     )
 
 

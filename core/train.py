@@ -24,11 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import checkpoint, plan, registry
+from . import checkpoint, distributed, plan, registry
 from .card import (
     FORMAT_VERSION,
     Count,
     DatasetInfo,
+    Distributed,
     EpochStats,
     Features,
     Inputs,
@@ -108,14 +109,16 @@ def fit(
     for epoch in range(s.epoch + 1, ts.epochs + 1):
         started = time.perf_counter()
         run.model.train()
-        order = torch.randperm(len(fit_data), generator=run.shuffle).to(fit_data.labels.device)
+        order = torch.randperm(len(fit_data), generator=run.shuffle)
+        order = distributed.shard(order).to(fit_data.labels.device)
         total_loss, correct = torch.zeros((), device=device), torch.zeros((), device=device)
         for idx in order.split(ts.batch_size):
-            if cancel.is_set():
+            if distributed.stop(cancel):
                 return "cancelled"
             batch_loss, batch_correct = step(run, fit_data, idx, device, weight)
             total_loss, correct = total_loss + batch_loss, correct + batch_correct
-        loss, accuracy = float(total_loss) / len(order), float(correct) / len(order)  # syncs a GPU
+        total, right, seen = distributed.totals(total_loss, correct, len(order))  # syncs a GPU
+        loss, accuracy = total / seen, right / seen
         train_seconds = time.perf_counter() - started
         val_loss = val_acc = None
         if val_data is not None and len(val_data):
@@ -134,9 +137,7 @@ def fit(
         elif epoch == ts.epochs:
             s.stopped = "epochs"
         seconds = time.perf_counter() - started
-        stats = EpochStats(
-            epoch, loss, accuracy, val_loss, val_acc, seconds, len(order) / train_seconds, improved
-        )
+        stats = EpochStats(epoch, loss, accuracy, val_loss, val_acc, seconds, seen / train_seconds, improved)
         s.history.append(stats)
         save(run)
         nan = math.nan
@@ -155,7 +156,7 @@ def fit(
         )
         if s.stopped:
             return s.stopped
-        if cancel.is_set():
+        if distributed.stop(cancel):
             return "cancelled"
     return s.stopped or "epochs"
 
@@ -187,7 +188,8 @@ def train(
         name = registry.check_name(name) if name else plan.stopped_run(workspace)
     else:
         name = registry.check_name(name) if name else plan.default_name(workspace, settings.training.model)
-    with registry.claim(workspace, name, fresh=not resume):
+    name = distributed.agree(name)  # under torchrun: rank 0's, and rank 0 alone claims the folder
+    with distributed.main_only(registry.claim(workspace, name, fresh=not resume)):
         if head:
             from .pretrained.head import train_head
 
@@ -211,7 +213,7 @@ def _run(
     cancel: threading.Event,
     started: float,
 ) -> TrainResult:
-    ts, data = p.ts, p.data
+    ts, data, world = p.ts, p.data, distributed.current()
     check_frames(data.frames)
     for path, reason in data.skipped:
         report(Message(f"skipped {path}: {reason}", "warning"))
@@ -243,6 +245,7 @@ def _run(
         if p.checkpoint is not None:
             checkpoint.restore(run, *p.checkpoint, device)
             run.state.stopped = ""
+        run.model = distributed.wrap(model)
         parts = [fit_data, data.test, *([val_data] if val_data is not None else [])]
         fit_data, test_data, *val_placed = place(parts, device, report)
         val_data = val_placed[0] if val_placed else None
@@ -250,12 +253,15 @@ def _run(
         report(JobStarted("train", ts.epochs))
 
         def save(r: Run) -> None:
-            checkpoint.save(p.folder, r, device, static)
+            if world.main:
+                checkpoint.save(p.folder, r, device, static)
 
         stopped = fit(run, fit_data, val_data, ts, device, w, report, cancel, save)
         report(JobFinished("train", cancelled=stopped == "cancelled"))
         if run.state.epoch == 0:
             raise Cancelled("training stopped before its first epoch ended; nothing was saved")
+        if same := distributed.same_weights(model):
+            report(Message(same))
         model.load_state_dict(run.best)
         probs = torch.softmax(predict_logits(model, test_data, device), dim=1).numpy()
     metrics = evaluate(probs, data.test.labels.numpy(), data.test.songs.numpy(), data.genres)
@@ -282,6 +288,7 @@ def _run(
             fit=Count(len(p.fit_ids), len(fit_data)),
             validation=Count(len(p.val_ids), 0 if val_data is None else len(val_data)),
             class_weights=None if weight is None else [float(x) for x in weight],
+            distributed=Distributed(world.size, world.backend) if world.backend else None,
         ),
         history=s.history,
         metrics=decode(Scores, metrics.to_json(), "metrics"),
@@ -295,7 +302,7 @@ def _run(
         ),
         versions=_versions(),
     )
-    folder = registry.save(workspace, model.cpu(), card)
+    folder = registry.save(workspace, model.cpu(), card) if world.main else p.folder
     return TrainResult(p.name, folder, card, metrics, base, s.history, stopped)
 
 

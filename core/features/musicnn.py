@@ -21,7 +21,7 @@ import numpy as np
 from .. import audio
 from ..config import FeatureSettings, Settings
 from ..errors import Cancelled, GenreError
-from ..store import FeatureStore, RawArray
+from ..store import RawArray
 from ..workspace import Workspace
 
 NAME = "musicnn"
@@ -71,19 +71,15 @@ class MusicnnBackend:
         return self.embedder.whole_file(path)
 
 
-def extract_song(
+def embed_song(
     path: Path,
-    key: str,
-    store: FeatureStore,
     settings: Settings,
     backend: MusicnnBackend,
     cancel: threading.Event | None = None,
     info: audio.AudioInfo | None = None,
-) -> dict[str, Any]:
-    """Decode one song into chunks, embed them a few at a time, store the entry; returns its meta.
-
-    Like the other backends' `extract_song`: a pure function of (bytes, settings), flat memory.
-    """
+) -> tuple[dict[str, Any], dict[str, np.ndarray | RawArray]]:
+    """Decode one song into chunks and embed them a few at a time; returns (meta, arrays) of
+    its entry, written by the caller. A pure function of (bytes, settings), flat memory."""
     a = settings.audio
     info = info or audio.probe(path)
     parts: list[Any] = []
@@ -130,5 +126,4 @@ def extract_song(
         "starts": np.asarray(starts, dtype=np.float64),
         "lengths": np.asarray(lengths, dtype=np.int64),
     }
-    store.save_arrays(key, arrays, meta)
-    return meta
+    return meta, arrays

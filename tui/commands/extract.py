@@ -13,6 +13,12 @@ from .. import common
 from ..progress import ProgressReporter
 
 Backend = Annotated[str | None, typer.Option("--backend", help="Feature backend: native or sonic-annotator.")]
+Engine = Annotated[
+    str | None, typer.Option("--engine", help="local (processes here) or ray (tasks on a Ray cluster).")
+]
+Address = Annotated[
+    str | None, typer.Option("--address", help="Ray cluster to join, host:port (default: start one here).")
+]
 
 
 @common.handle_errors
@@ -20,6 +26,8 @@ def extract(
     dataset: common.DatasetOpt = None,
     workers: Annotated[int | None, typer.Option(help="Decode workers (default: all cores).")] = None,
     backend: Backend = None,
+    engine: Engine = None,
+    address: Address = None,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Try songs that failed before again.")
     ] = False,
@@ -28,7 +36,15 @@ def extract(
     verbose: common.VerboseOpt = False,
 ) -> None:
     """Decode, chunk and compute features for every song; resumes where it stopped."""
-    ctx = common.load(config, workspace, dataset, extraction__workers=workers, features__backend=backend)
+    ctx = common.load(
+        config,
+        workspace,
+        dataset,
+        extraction__workers=workers,
+        features__backend=backend,
+        cluster__engine=engine,
+        cluster__address=address,
+    )
     from genre_erkennung.core import dataset as ds_mod
     from genre_erkennung.core.extract import extract as run_extract
 

@@ -26,6 +26,7 @@ from genre_erkennung.core import events as ev
 from genre_erkennung.core.errors import ConfigError, GenreError
 
 from .. import common
+from .extract import Address, Engine
 
 if TYPE_CHECKING:
     from genre_erkennung.core.card import ModelCard
@@ -249,6 +250,8 @@ def query(
             help="Compute the model's own feature backend when it differs from features.backend.",
         ),
     ] = False,
+    engine: Engine = None,
+    address: Address = None,
     config: common.ConfigOpt = None,
     workspace: common.WorkspaceOpt = None,
     verbose: common.VerboseOpt = False,
@@ -256,7 +259,9 @@ def query(
     """Classify songs; exit code 0 only if every source was classified (130: interrupted)."""
     loaded: LoadedModel | None = None
     try:
-        ctx = common.load(config, workspace, query__max_items=max_items)
+        ctx = common.load(
+            config, workspace, query__max_items=max_items, cluster__engine=engine, cluster__address=address
+        )
         if csv is not None:
             _check_writable(csv)
         from genre_erkennung.core.predict import query as run_query
@@ -268,17 +273,20 @@ def query(
         cancel = ev.new_cancel()
         loaded = _load_decoding(ctx, name, origin, sources[0], cancel, model_features)
         columns = csv_columns(loaded.genres)
+        args = (sources, loaded, ctx.settings, ctx.workspace, ctx.settings.query.max_items)
         with _Progress() as progress:
-            result = run_query(
-                sources,
-                loaded,
-                ctx.settings,
-                ctx.workspace,
-                ctx.settings.query.max_items,
-                progress,
-                cancel,
-                model_features=model_features,
-            )
+            if ctx.settings.cluster.engine == "ray":  # CSV rows are appended as songs arrive
+                from genre_erkennung.core.cluster import query_on_ray
+
+                song_model = loaded
+
+                def arrived(song: SongResult) -> None:
+                    if csv is not None:
+                        _append_csv(csv, columns, song_model, [song])
+
+                result = query_on_ray(*args, progress, cancel, model_features, arrived)
+            else:
+                result = run_query(*args, progress, cancel, model_features=model_features)
     except (GenreError, OSError, KeyboardInterrupt) as exc:  # handle_errors says which, in one line
         if as_json:
             _print_json(_failure_doc(loaded, exc, config, workspace))
@@ -289,7 +297,7 @@ def query(
         common.err.print(Text(f"model {loaded.name}: {common.genre_list(loaded.genres)}", style="dim"))
         for song in result.results:
             print_song(song, loaded.genres)
-    if csv is not None:
+    if csv is not None and ctx.settings.cluster.engine != "ray":
         _append_csv(csv, columns, loaded, result.results)
     _finish(result, progress.counts, as_json)
 

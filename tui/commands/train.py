@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType, TracebackType
@@ -129,11 +130,17 @@ def train(
         str | None,
         typer.Option("--backend", help="Features to train on: native, sonic-annotator or musicnn."),
     ] = None,
+    nproc: Annotated[
+        int | None,
+        typer.Option("--nproc", min=1, help="Train data-parallel in N processes here (torchrun, DDP)."),
+    ] = None,
     config: common.ConfigOpt = None,
     workspace: common.WorkspaceOpt = None,
     verbose: common.VerboseOpt = False,
 ) -> None:
     """Train a model on the dataset's features, evaluate it on the test split and save it."""
+    if nproc is not None:
+        _launch(nproc)
     ctx = common.load(
         config,
         workspace,
@@ -146,6 +153,7 @@ def train(
         training__balance=False if no_balance else None,
         features__backend=backend,
     )
+    from genre_erkennung.core import distributed
     from genre_erkennung.core.dataset import scan_dataset
     from genre_erkennung.core.device import pick_device
     from genre_erkennung.core.errors import Cancelled
@@ -163,7 +171,13 @@ def train(
             done = run_extract(ds.songs, ctx.settings, ctx.workspace.ensure(), reporter, cancel)
         if done.cancelled:
             raise Cancelled("extraction stopped; run the command again to continue")
-    with _ctrl_c_stops(cancel), EpochTable() as table:
+    if distributed.launched() and not ctx.settings.training.threads:
+        ctx.settings.training.threads = distributed.cpu_threads()
+    with (
+        distributed.joined(ctx.settings.training.device) as world,
+        _ctrl_c_stops(cancel),
+        EpochTable() if world.main else contextlib.nullcontext(ev.ignore) as table,
+    ):
         result = run_train(
             ds,
             ctx.settings,
@@ -174,6 +188,8 @@ def train(
             report=table,
             cancel=cancel,
         )
+    if not world.main:  # rank 0 reports for the whole run
+        return
     for scores in metrics_tables(result.card):
         common.out.print(scores)
     t = result.card.training
@@ -186,3 +202,19 @@ def train(
             Text(f"stopped early; continue with `genre train --resume --name {result.name}`", style="yellow")
         )
         raise typer.Exit(130)
+
+
+def _launch(nproc: int) -> None:
+    """`--nproc N`: the same command under torchrun with N processes (without `--nproc`)."""
+    from genre_erkennung.core.distributed import launch
+
+    argv = sys.argv[sys.argv.index("train") + 1 :] if "train" in sys.argv else []
+    args, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            args.append(arg)
+    raise typer.Exit(launch(nproc, args))
