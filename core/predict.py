@@ -162,13 +162,19 @@ def _songs_below(folder: Path) -> Iterator[Path]:
 
 
 def _expand(
-    source: str, workspace: Workspace, max_items: int, report: Reporter, cancel: threading.Event
+    source: str,
+    workspace: Workspace,
+    max_items: int,
+    report: Reporter,
+    cancel: threading.Event,
+    settings: Settings,
 ) -> list[tuple[str, Path, str | None, bool]]:
     """(source as reported, local path, title, downloaded) for every song behind a source."""
     if not source.strip():
         raise GenreError("an empty source: give a song file, a folder or an http(s) URL")
     if is_url(source):
-        return [(source, f.path, f.title, True) for f in fetch(source, workspace, max_items, report, cancel)]
+        fetched = fetch(source, workspace, max_items, report, cancel, settings.query)
+        return [(source, f.path, f.title, True) for f in fetched]
     p = Path(source).expanduser()
     if p.is_dir():
         songs: list[tuple[str, Path, str | None, bool]] = [(str(s), s, None, False) for s in _songs_below(p)]
@@ -199,7 +205,7 @@ def query(
         if cancel.is_set():
             break
         try:
-            songs = _expand(source, workspace, max_items, report, cancel)
+            songs = _expand(source, workspace, max_items, report, cancel, settings)
         except Cancelled:
             break
         except GenreError as exc:

@@ -9,7 +9,7 @@ import typer
 
 from genre_erkennung import __version__
 
-from .commands import chunk, dataset, demo, extract, features, models, query, store, train
+from .commands import chunk, dataset, demo, doctor, extract, features, models, query, store, train
 from .commands import tui as tui_command
 
 app = typer.Typer(
@@ -30,6 +30,7 @@ app.command()(train.train)
 app.command()(query.query)
 app.command()(demo.demo)
 app.command(name="tui")(tui_command.tui)
+app.command()(doctor.doctor)
 
 
 def _version(value: bool) -> None:

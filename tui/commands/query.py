@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -41,7 +43,7 @@ PALETTE = [
 class _Downloads:
     """Shows yt-dlp progress on stderr."""
 
-    def __init__(self, quiet: bool) -> None:
+    def __init__(self, quiet: bool, verbose: bool = False) -> None:
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -51,6 +53,10 @@ class _Downloads:
             transient=True,
         )
         self.tasks: dict[str, TaskID] = {}
+        if verbose:  # the yt-dlp messages core.fetch keeps out of sight
+            fetch_log = logging.getLogger("genre_erkennung.core.fetch")
+            fetch_log.setLevel(logging.DEBUG)
+            fetch_log.addHandler(logging.StreamHandler(sys.stderr))
 
     def __call__(self, event: ev.Event) -> None:
         match event:
@@ -62,6 +68,8 @@ class _Downloads:
             case ev.Downloaded(url=url, path=path, title=title, cached=cached):
                 how = "already downloaded" if cached else "downloaded"
                 self.progress.console.print(Text(f"{how}: {title} -> {path}", style="dim"))
+            case ev.Message(text=text, level="warning"):
+                self.progress.console.print(Text.assemble(("warning: ", "yellow"), text))
             case ev.JobFinished() if self.tasks:
                 self.progress.stop()
             case _:
@@ -135,19 +143,22 @@ def query(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")] = False,
     csv: Annotated[Path | None, typer.Option("--csv", help="Append one row per chunk to FILE.")] = None,
     max_items: Annotated[int | None, typer.Option(help="Playlist entries fetched at most.")] = None,
+    cookies: Annotated[
+        Path | None, typer.Option("--cookies", help="Netscape cookie file for sites that ask to sign in.")
+    ] = None,
     config: common.ConfigOpt = None,
     workspace: common.WorkspaceOpt = None,
     verbose: common.VerboseOpt = False,
 ) -> None:
     """Classify songs; exit code 0 only if every source was classified."""
-    ctx = common.load(config, workspace, query__max_items=max_items)
+    ctx = common.load(config, workspace, query__max_items=max_items, query__cookies=cookies and str(cookies))
     if csv is not None:
         _check_writable(csv)
     from genre_erkennung.core.predict import query as run_query
 
     cancel = ev.new_cancel()
     loaded = _load_decoding(ctx, model, sources[0], cancel)
-    reporter = _Downloads(quiet=False)
+    reporter = _Downloads(quiet=False, verbose=verbose)
     result = run_query(
         sources, loaded, ctx.settings, ctx.workspace, ctx.settings.query.max_items, reporter, cancel
     )
