@@ -41,8 +41,7 @@ FAILURES: tuple[Known, ...] = (
     ),
     _k(
         "age-restricted",
-        r"confirm your age|age-restricted|inappropriate for some users|age_verification_required"
-        r"|age_check_required|because it is age restricted",
+        r"confirm your age|age-restricted|inappropriate",
         f"age-restricted: only a signed-in adult account may fetch it; {COOKIES_FIX}",
     ),
     _k(
@@ -132,8 +131,8 @@ WARNINGS: tuple[Known, ...] = (
     ),
     _k(
         "challenge-failed",
-        r"(?:n challenge|Signature) solving failed|challenge solver .* (?:not supported|Hash mismatch)"
-        r"|Failed to (?:load|read) (?:builtin )?challenge solver",
+        r"(?:n challenge|Signature) solving failed|Challenge solver .* is not supported"
+        r"|Hash mismatch on challenge solver|Failed to (?:load|read) (?:builtin )?challenge solver",
         f"yt-dlp could not solve YouTube's JavaScript challenge, so formats may be missing and the "
         f"download throttled: {UPGRADE_FIX}",
     ),
