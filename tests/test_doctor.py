@@ -1,5 +1,6 @@
 """`genre doctor` on this machine (no GPU, no sonic-annotator), without ffmpeg, and with bad settings."""
 
+import asyncio
 import datetime as dt
 import json
 import os
@@ -114,3 +115,38 @@ def test_sonic_annotator_and_its_transforms(tmp_path: Path) -> None:
 )
 def test_yt_dlp_age(version: str, days: int | None) -> None:
     assert doctor.yt_dlp_age(version, dt.date(2026, 12, 1)) == days
+
+
+def test_the_tui_shows_the_report_from_the_palette(tmp_path: Path) -> None:
+    from textual.widgets import Static
+
+    from genre_erkennung.core.config import Settings
+    from genre_erkennung.tui.app import GenreApp
+    from genre_erkennung.tui.screens.doctor import DoctorScreen
+
+    async def body() -> None:
+        settings = Settings(workspace=str(tmp_path / "ws"))
+        app = GenreApp(settings, device="CPU", scan_on_mount=False, load_models=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.press("ctrl+p")
+            await pilot.pause(0.2)
+            await pilot.press(*"Doctor")
+            await pilot.pause(0.5)
+            await pilot.press("enter")
+            for _ in range(600):
+                await pilot.pause(0.1)
+                if isinstance(app.screen, DoctorScreen) and app.screen.report is not None:
+                    break
+            screen = app.screen
+            assert isinstance(screen, DoctorScreen) and screen.report is not None
+            rows = [str(s.render()) for s in screen.query(".doctor-check").results(Static)]
+            assert len(rows) == len(screen.report.checks)
+            assert any(r.startswith("ok    ffmpeg") for r in rows)
+            assert "Everything the default commands need is here" in str(
+                screen.query_one("#doctor-summary").render()
+            )
+            await pilot.press("escape")
+            await pilot.pause(0.2)
+            assert not isinstance(app.screen, DoctorScreen)
+
+    asyncio.run(body())
