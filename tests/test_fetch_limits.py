@@ -206,11 +206,13 @@ def test_query_js_runtime_overrides_it(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="no node on PATH")
-def test_an_old_node_is_reported_unsupported() -> None:
+def test_node_is_judged_by_yt_dlp_own_minimum() -> None:
+    from yt_dlp.utils._jsruntime import NodeJsRuntime
+
     rt = fetch.js_runtime(QuerySettings(js_runtime=f"node:{shutil.which('node')}"))
-    major = int(str(rt.version).split(".")[0])
-    assert rt.supported == (major >= 22)
-    assert rt.report.endswith("(unsupported)") == (major < 22)
+    new_enough = tuple(int(p) for p in str(rt.version).split(".")[:3]) >= NodeJsRuntime.MIN_SUPPORTED_VERSION
+    assert rt.path == shutil.which("node") and rt.supported == new_enough
+    assert rt.report.endswith("(unsupported)") == (not new_enough)
 
 
 def test_actionable_warnings_become_one_message_each() -> None:
