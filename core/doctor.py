@@ -94,7 +94,12 @@ def _config(path: Path | None) -> tuple[Settings, Check]:
         settings = config_mod.load(path)
     except GenreError as exc:
         return Settings(), Check("config", "fail", str(exc), "fix the file (see sample_config.toml)")
-    shown = ", ".join(str(p) for p in files) if files else f"none (built-in defaults; {user} would be read)"
+    if files:
+        shown = ", ".join(str(p) for p in files)
+    elif os.environ.get("GENRE_NO_USER_CONFIG"):
+        shown = f"none (built-in defaults; GENRE_NO_USER_CONFIG skips {user})"
+    else:
+        shown = f"none (built-in defaults; {user} is read when it exists)"
     return settings, Check("config", "ok", shown)
 
 
