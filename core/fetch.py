@@ -104,10 +104,10 @@ def js_runtime(query: QuerySettings) -> JsRuntime:
     import yt_dlp
     from yt_dlp.globals import supported_js_runtimes
 
-    runtimes = js_runtimes(query.js_runtime)
-    [(name, cfg)] = runtimes.items()
     log = _Log("", ignore)
-    with yt_dlp.YoutubeDL({"js_runtimes": runtimes, "verbose": True, "quiet": True, "logger": log}):
+    options = ydl_options(query) | {"verbose": True, "logger": log}
+    [(name, cfg)] = options["js_runtimes"].items()
+    with yt_dlp.YoutubeDL(options):
         pass
     report = next((m.removeprefix("[debug] ") for m in log.debug_lines if "JS runtimes:" in m), "")
     words = report.removeprefix("JS runtimes: ")
@@ -196,17 +196,21 @@ def refusal(info: dict[str, Any], query: QuerySettings) -> str | None:
     return None
 
 
+class _OverLimit(Exception):
+    """Raised in the progress hook to stop a download that passed query.max_megabytes."""
+
+
 class _Guard:
     """yt-dlp's match_filter and progress hook for one fetch: limits, cancel, progress events."""
 
     def __init__(self, url: str, query: QuerySettings, report: Reporter, cancel: threading.Event | None):
         self.url, self.query, self.report, self.cancel = url, query, report, cancel
-        self.refused: str | None = None
+        self.refused: dict[str, str] = {}  # entry id -> why (yt-dlp asks more than once per entry)
 
     def match_filter(self, info: dict[str, Any], *, incomplete: bool | set[str] = False) -> str | None:
         why = refusal(info, self.query)
         if why is not None:
-            self.refused = why
+            self.refused[_ident(info)] = why
         return why
 
     def hook(self, d: dict[str, Any]) -> None:
@@ -217,7 +221,7 @@ class _Guard:
         got = int(d.get("downloaded_bytes") or 0)
         exact = d.get("total_bytes")
         if max(got, int(exact or 0)) > self.query.max_megabytes * 1e6:
-            raise FetchError(f"{self.url}: stopped: {too_large(max(got, int(exact or 0)), self.query)}")
+            raise _OverLimit(f"stopped: {too_large(max(got, int(exact or 0)), self.query)}")
         total = exact or d.get("total_bytes_estimate")
         self.report(DownloadProgress(self.url, got, total and int(total)))
 
@@ -342,7 +346,6 @@ def fetch(
         "match_filter": guard.match_filter,
     }
     fetched: list[Fetched] = []
-    refused: list[str] = []
     with private_cookies(query.cookies) as cookiefile:
         if cookiefile:
             opts["cookiefile"] = cookiefile
@@ -351,10 +354,7 @@ def fetch(
                 info = ydl.extract_info(url, download=False)
                 entries = list(info.get("entries") or [])[:max_items] if "entries" in info else [info]
                 for entry in (e for e in entries if e is not None):
-                    got = _fetch_entry(ydl, entry, url, downloads, guard, query, report)
-                    if got is None:
-                        refused.append(str(guard.refused))
-                    else:
+                    if (got := _fetch_entry(ydl, entry, url, downloads, guard, query, report)) is not None:
                         fetched.append(got)
         except GenreError:
             raise
@@ -363,9 +363,10 @@ def fetch(
             if isinstance(cause, GenreError):
                 raise cause from None
             raise FetchError(failure_line(log.last_error or str(exc), url)) from None
+    refused = list(guard.refused.values())
     if not fetched:
         raise FetchError(f"{url}: {refused[0]}" if refused else f"{url}: the page lists no audio entries")
-    for why in refused:
+    for why in refused:  # some entries of a playlist
         report(Message(f"{url}: an entry was skipped: {why}", "warning"))
     downloads.remember(url, fetched)
     return fetched
@@ -380,46 +381,49 @@ def _fetch_entry(
     query: QuerySettings,
     report: Reporter,
 ) -> Fetched | None:
-    """Download one entry (None: refused by the limits before any byte); a stopped download
-    leaves no file behind."""
-    key = _key(entry, url)
+    """Download one entry; None when the limits refused it (the reason is in `guard.refused`),
+    before any byte, during the download, or after it. A refused entry leaves no file behind."""
+    key, ident = _key(entry, url), _ident(entry)
     before = downloads.files(key)
-    guard.refused = None
     ydl.params["outtmpl"] = {"default": str(downloads.folder / f"{key}.%(ext)s")}
     try:
         done = ydl.process_ie_result(entry, download=True)
     except BaseException as exc:
-        if not isinstance(exc, Cancelled) and not _cancelled(exc):
+        cause = exc if isinstance(exc, GenreError | _OverLimit) else getattr(exc, "exc_info", [None, None])[1]
+        if not isinstance(cause, Cancelled):  # a cancelled download keeps its .part to resume
             for partial in downloads.files(key) - before:
                 partial.unlink(missing_ok=True)
+        if isinstance(cause, _OverLimit):
+            guard.refused[ident] = str(cause)
+            return None
         raise
-    if guard.refused is not None:
+    if ident in guard.refused:
         return None
     path = _downloaded_path(done, ydl)
     if done.get("vcodec") not in (None, "none"):
         report(Message(f"{url}: the site offers no audio-only format, so its video came too", "warning"))
-    if not done.get("duration"):
-        _check_length(path, url, query)
+    if not done.get("duration") and (why := _too_long_after_probe(path, query)):
+        path.unlink(missing_ok=True)
+        guard.refused[ident] = why
+        return None
     title = str(entry.get("title") or path.stem)
     report(Downloaded(url, str(path), title))
     return Fetched(url, path, title, key, False)
 
 
-def _cancelled(exc: BaseException) -> bool:
-    return isinstance(getattr(exc, "exc_info", [None, None])[1], Cancelled)
+def _ident(info: dict[str, Any]) -> str:
+    return str(info.get("id") or info.get("url") or "")
 
 
-def _check_length(path: Path, url: str, query: QuerySettings) -> None:
+def _too_long_after_probe(path: Path, query: QuerySettings) -> str | None:
     """The duration limit for a download whose length only ffmpeg can tell (a plain file URL)."""
     from .audio import probe
 
     try:
         seconds = probe(path).duration
     except AudioError:
-        return  # not audio at all: the query says so when it decodes it
-    if seconds is not None and seconds > query.max_seconds:
-        path.unlink(missing_ok=True)
-        raise FetchError(f"{url}: {too_long(seconds, query)}")
+        return None  # not audio at all: the query says so when it decodes it
+    return too_long(seconds, query) if seconds is not None and seconds > query.max_seconds else None
 
 
 def _downloaded_path(info: dict[str, Any], ydl: Any) -> Path:

@@ -58,6 +58,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     make_audio(root / "private" / "members.mp3", 2.0)
     make_audio(root / "big.wav", 2.0)  # 176 kB: over a 0.1 MB limit
     make_audio(root / "long.mp3", 3.0)
+    make_audio(root / "short.mp3", 1.0)
+    (root / "two.html").write_text(
+        '<html><title>Zwei</title><audio src="long.mp3"></audio><audio src="short.mp3"></audio></html>'
+    )
     handler = functools.partial(_Handler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -169,6 +173,16 @@ def test_too_long_file_url_is_refused_after_probing(site: str, tmp_path: Path) -
     with pytest.raises(FetchError, match=r"0:03 long, over query.max_seconds = 2"):
         fetch.fetch(f"{site}/long.mp3", ws, query=QuerySettings(max_seconds=2))
     assert _left(ws) == []
+
+
+def test_a_playlist_skips_the_entry_over_the_limit_and_says_so(site: str, tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws").ensure()
+    events: list = []
+    got = fetch.fetch(f"{site}/two.html", ws, report=events.append, query=QuerySettings(max_seconds=2))
+    assert [f.path.stat().st_size > 0 for f in got] == [True]
+    [warning] = [e for e in events if isinstance(e, Message)]
+    assert "an entry was skipped: 0:03 long, over query.max_seconds = 2" in warning.text
+    assert _left(ws) == [got[0].path.name]
 
 
 def test_live_streams_are_refused() -> None:
