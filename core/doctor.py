@@ -110,8 +110,8 @@ def _workspace(settings: Settings) -> list[Check]:
         with tempfile.NamedTemporaryFile(dir=ws.root, prefix=".doctor-"):
             pass
     except (GenreError, OSError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) else str(exc)
-        return [Check("workspace", "fail", f"{ws.root}: not writable ({why})", "pass --workspace DIR")]
+        why = f"{ws.root}: not writable ({exc.strerror})" if isinstance(exc, OSError) else str(exc)
+        return [Check("workspace", "fail", why, "pass --workspace DIR with a folder you can write")]
     free = shutil.disk_usage(ws.root).free
     detail = f"{ws.root} writable, {free / 1e9:.1f} GB free"
     if free < LOW_DISK_BYTES:
