@@ -139,7 +139,9 @@ def _ffmpeg(settings: Settings) -> list[Check]:
 
 def _codecs(exe: str) -> Check:
     """Decode a generated second of each codec through the app's own decoder."""
-    good, bad, untested = [], [], []
+    good: list[str] = []
+    bad: list[str] = []
+    untested: list[str] = []
     with tempfile.TemporaryDirectory(prefix="genre-doctor-") as tmp:
         for label, suffix, encoder in CODECS:
             sample = Path(tmp) / f"tone{suffix}"
@@ -255,7 +257,8 @@ def _torch(settings: Settings) -> list[Check]:
         torch_check = Check("torch", "warn", f"{detail}: CUDA sees no GPU", "check the driver: nvidia-smi")
     else:
         torch_check = Check("torch", "ok", detail)
-    done, failed = [], []
+    done: list[str] = []
+    failed: list[str] = []
     for device in ["cpu", *(f"cuda:{i}" for i in range(gpus))]:
         try:
             value = (torch.arange(4.0, device=device) * 2).sum().item()

@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
 
 from .. import common
 
+if TYPE_CHECKING:
+    from genre_erkennung.core.doctor import Check
+
 #: How each status looks on a terminal (the word stays readable without colour).
 STYLES = {"ok": ("ok  ", "green"), "warn": ("WARN", "yellow"), "fail": ("FAIL", "bold red")}
 
 
-def line(check: object) -> Text:
+def line(check: Check) -> Text:
     """`ok   ffmpeg       /usr/bin/ffmpeg (7.1)` and, for a problem, its fix after `->`."""
-    word, style = STYLES[check.status]  # type: ignore[attr-defined]
-    text = Text.assemble((word, style), "  ", (f"{check.name:<15}", "bold"), " ", check.detail)  # type: ignore[attr-defined]
-    if check.fix:  # type: ignore[attr-defined]
-        text.append(f" -> {check.fix}", style="dim")  # type: ignore[attr-defined]
+    word, style = STYLES[check.status]
+    text = Text.assemble((word, style), "  ", (f"{check.name:<15}", "bold"), " ", check.detail)
+    if check.fix:
+        text.append(f" -> {check.fix}", style="dim")
     return text
 
 

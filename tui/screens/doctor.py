@@ -4,7 +4,7 @@ line with its fix, filled in as each check finishes (torch and ffmpeg take a few
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import work
@@ -12,6 +12,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+if TYPE_CHECKING:
+    from genre_erkennung.core.doctor import Check, Report
 
 
 class DoctorScreen(ModalScreen[None]):
@@ -31,7 +34,7 @@ class DoctorScreen(ModalScreen[None]):
     def __init__(self, workspace: Path, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.workspace = workspace
-        self.report: Any = None  # core.doctor.Report once every check ran
+        self.report: Report | None = None  # once every check ran
 
     def compose(self):
         with VerticalScroll() as box:
@@ -48,7 +51,7 @@ class DoctorScreen(ModalScreen[None]):
         report = diagnose(None, self.workspace, on_check=lambda c: self.app.call_from_thread(self._add, c))
         self.app.call_from_thread(self._finish, report)
 
-    def _add(self, check: Any) -> None:
+    def _add(self, check: Check) -> None:
         word = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}[check.status]
         text = Text.assemble((word, "bold"), "  ", (check.name, "bold"), "  ", check.detail)
         if check.fix:
@@ -56,7 +59,7 @@ class DoctorScreen(ModalScreen[None]):
         row = Static(text, classes=f"doctor-check {check.status}")
         self.query_one(VerticalScroll).mount(row, before=self.query_one("#doctor-summary"))
 
-    def _finish(self, report: Any) -> None:
+    def _finish(self, report: Report) -> None:
         self.report = report
         summary = (
             "Everything the default commands need is here."
