@@ -38,7 +38,6 @@ CODECS = (
     ("flac", ".flac", ["-c:a", "flac"]),
     ("ogg", ".ogg", ["-c:a", "libvorbis"]),
 )
-SONIC_TRANSFORMS = ("vamp:qm-vamp-plugins:qm-mfcc", "vamp:bbc-vamp-plugins:bbc-spectral-contrast")
 
 
 @dataclass(frozen=True)
@@ -273,22 +272,21 @@ def _torch(settings: Settings) -> list[Check]:
 
 
 def _sonic(settings: Settings) -> list[Check]:
-    from .features.sonic import find_binary
+    from .features.sonic import host_status
 
     needed = settings.features.backend == "sonic-annotator"
     missing = "fail" if needed else "warn"
     optional = "" if needed else " (optional: only features.backend = 'sonic-annotator' needs it)"
     try:
-        exe = find_binary(settings.features.sonic_annotator)
+        host = host_status(settings.features.sonic_annotator)
     except GenreError as exc:
         what, _, fix = str(exc).partition(": ")
         return [Check("sonic-annotator", missing, what + optional, fix)]
-    listed = _run([exe, "-l"]).stdout.splitlines()
-    absent = [t for t in SONIC_TRANSFORMS if not any(line.startswith(t) for line in listed)]
-    checks = [Check("sonic-annotator", "ok", exe)]
-    if absent:
-        fix = "install qm-vamp-plugins and bbc-vamp-plugins where VAMP_PATH points (or a default Vamp folder)"
-        checks.append(Check("vamp-plugins", missing, f"missing {', '.join(absent)}" + optional, fix))
+    checks = [Check("sonic-annotator", "ok", f"{host.path} ({host.version})")]
+    if host.missing:
+        detail = f"missing {', '.join(host.missing)}{optional}"
+        checks.append(Check("vamp-plugins", missing, detail, host.problem() or ""))
     else:
-        checks.append(Check("vamp-plugins", "ok", ", ".join(SONIC_TRANSFORMS)))
+        where = f"VAMP_PATH={host.vamp_path}" if host.vamp_path else "the default Vamp folders"
+        checks.append(Check("vamp-plugins", "ok", f"{', '.join(host.transforms)} (from {where})"))
     return checks

@@ -35,9 +35,11 @@ def test_doctor_on_this_machine(tmp_path: Path) -> None:
 
     if not torch.cuda.is_available():
         assert "0 GPUs visible" in checks["torch"]["detail"]
+    sonic = checks["sonic-annotator"]
     if shutil.which("sonic-annotator") is None:
-        sonic = checks["sonic-annotator"]
         assert sonic["status"] == "warn" and "optional" in sonic["detail"] and "install" in sonic["fix"]
+    else:  # make test puts the real host from ../shared/vamp on PATH
+        assert sonic["status"] == "ok" and checks["vamp-plugins"]["status"] in ("ok", "warn")
     for c in doc["checks"]:
         assert c["status"] == "ok" or c["fix"], f"{c['name']} reports a problem without a fix"
 
@@ -98,9 +100,13 @@ def test_sonic_annotator_and_its_transforms(tmp_path: Path) -> None:
     cfg.write_text(f'[features]\nbackend = "sonic-annotator"\nsonic_annotator = "{tool}"\n')
     report = doctor.diagnose(cfg, tmp_path / "ws")
     checks = {c.name: c for c in report.checks}
-    assert checks["sonic-annotator"].status == "ok" and checks["sonic-annotator"].detail == str(tool)
+    assert checks["sonic-annotator"].status == "ok" and checks["sonic-annotator"].detail.startswith(str(tool))
     vamp = checks["vamp-plugins"]
-    assert vamp.status == "fail" and vamp.detail == "missing vamp:bbc-vamp-plugins:bbc-spectral-contrast"
+    assert vamp.status == "fail" and vamp.detail == (
+        "missing vamp:bbc-vamp-plugins:bbc-spectral-contrast:peaks, "
+        "vamp:bbc-vamp-plugins:bbc-spectral-contrast:valleys"
+    )
+    assert "bbc-vamp-plugins" in vamp.fix and "VAMP_PATH" in vamp.fix
     assert not report.ok
     cfg.write_text(f'[features]\nsonic_annotator = "{tmp_path / "nowhere"}"\n')
     checks = {c.name: c for c in doctor.diagnose(cfg, tmp_path / "ws").checks}
