@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import work
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
@@ -36,7 +37,7 @@ class DoctorScreen(ModalScreen[None]):
         self.workspace = workspace
         self.report: Report | None = None  # once every check ran
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         with VerticalScroll() as box:
             box.border_title = "Doctor: what this machine has and lacks"
             yield Static("Checking…", id="doctor-summary")
