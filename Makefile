@@ -15,8 +15,14 @@ ifneq ($(wildcard $(VAMP_DIR)/bin/sonic-annotator),)
 test: export PATH := $(VAMP_DIR)/bin:$(PATH)
 test: export VAMP_PATH := $(VAMP_DIR)/plugins
 endif
+# `make test-floor`: a second venv with every direct dependency at its declared floor (torch: the
+# wheel above), running the CLI and the non-snapshot TUI tests.
+FLOOR_VENV  ?= .venv-floor
+FLOOR_TESTS ?= tests/test_cli_foundation.py tests/test_config.py tests/test_fetch.py \
+	tests/test_fetch_limits.py tests/test_fetch_messages.py tests/test_doctor.py tests/test_query.py \
+	tests/test_train_cli.py tests/test_features_cli.py tests/test_tui.py
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-floor lint bench clean
 
 $(BIN)/genre: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +41,15 @@ test: $(BIN)/genre
 	$(BIN)/mypy
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
+test-floor:
+	test -x $(FLOOR_VENV)/bin/python || $(PYTHON) -m venv $(FLOOR_VENV)
+	$(FLOOR_VENV)/bin/python -m pip install -q --upgrade pip
+	$(if $(TORCH),$(FLOOR_VENV)/bin/python -m pip install -q "$(TORCH)")
+	$(FLOOR_VENV)/bin/python .ci/floors.py > $(FLOOR_VENV)/floors.txt
+	$(FLOOR_VENV)/bin/python -m pip install -q -c $(FLOOR_VENV)/floors.txt -e ".[dev]"
+	$(FLOOR_VENV)/bin/python .ci/floors.py --check
+	$(FLOOR_VENV)/bin/pytest -q -p no:cacheprovider $(FLOOR_TESTS)
+
 bench: $(BIN)/genre
 	$(BIN)/python bench/extract.py
 	$(BIN)/python bench/train.py
@@ -44,4 +59,4 @@ bench: $(BIN)/genre
 	$(BIN)/python bench/cluster.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(FLOOR_VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -370,7 +370,7 @@ def _query(
         if cancel.is_set():
             return False
         try:
-            found = _expand(source, workspace, max_items, report, cancel)
+            found = _expand(source, workspace, max_items, report, cancel, settings)
         except GenreError as exc:
             tally.total += 1
             failed(source, str(exc))

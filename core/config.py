@@ -85,6 +85,10 @@ class ModelSettings:
 class QuerySettings:
     model: str = _opt("", doc="model used when --model is not given ('' = newest)")
     max_items: int = _opt(20, low=1, high=10000, doc="playlist entries fetched at most")
+    js_runtime: str = _opt("", doc="yt-dlp's JavaScript runtime as NAME[:PATH] ('' = the bundled deno)")
+    cookies: str = _opt("", doc="Netscape cookie file for sites that ask you to sign in ('' = none)")
+    max_seconds: float = _opt(10800.0, low=1.0, high=864000.0, doc="longest recording fetched (s)")
+    max_megabytes: float = _opt(1000.0, low=0.01, high=1e6, doc="largest download (MB)")
 
 
 @dataclass

@@ -359,7 +359,12 @@ def _songs_below(folder: Path) -> Iterator[Path]:
 
 
 def _expand(
-    source: str, workspace: Workspace, max_items: int, report: Reporter, cancel: threading.Event
+    source: str,
+    workspace: Workspace,
+    max_items: int,
+    report: Reporter,
+    cancel: threading.Event,
+    settings: Settings,
 ) -> list[_Song]:
     """Every song behind a source."""
     if not source.strip():
@@ -374,7 +379,8 @@ def _expand(
                 f"{source}: {downloads} is not writable, and URLs are downloaded there first: "
                 "make it writable or pass another --workspace"
             )
-        return [(source, f.path, f.title, True) for f in fetch(source, workspace, max_items, report, cancel)]
+        fetched = fetch(source, workspace, max_items, report, cancel, settings.query)
+        return [(source, f.path, f.title, True) for f in fetched]
     p = Path(source).expanduser()
     if p.is_dir():
         songs: list[_Song] = [(str(s), s, None, False) for s in _songs_below(p)]
@@ -461,7 +467,7 @@ def _run(
         if cancel.is_set():
             return False
         try:
-            songs = _expand(source, workspace, max_items, report, cancel)
+            songs = _expand(source, workspace, max_items, report, cancel, settings)
         except Cancelled:
             return False
         except _FATAL:

@@ -41,6 +41,7 @@ from .panes.features import StoreView
 from .panes.messages import DatasetScanned, FeaturesChanged, ModelChosen, ModelSaved
 from .panes.query import QueryPane
 from .panes.training import TrainingPane
+from .screens.doctor import DoctorScreen
 from .widgets.infobar import InfoBar
 
 if TYPE_CHECKING:
@@ -238,6 +239,7 @@ class GenreApp(App[None]):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """The palette offers every pane and every pane's actions, besides Textual's own."""
         yield from super().get_system_commands(screen)
+        yield SystemCommand("Doctor", "What this machine has and lacks", self._doctor)
         for i, kind in enumerate(PANES, 1):
             yield SystemCommand(f"Show {kind.TITLE}", f"Switch to pane {i} (key {i})", self._shower(kind))
             for binding in kind.BINDINGS:
@@ -248,6 +250,9 @@ class GenreApp(App[None]):
                     yield SystemCommand(
                         f"{kind.TITLE}: {binding.description}", help_text, self._runner(kind, binding.action)
                     )
+
+    def _doctor(self) -> None:
+        self.push_screen(DoctorScreen(self.workspace.root))
 
     def _shower(self, kind: type[Pane]) -> Callable[[], None]:
         return lambda: self.action_show_pane(kind.PANE_ID)

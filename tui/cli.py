@@ -9,7 +9,19 @@ import typer
 
 from genre_erkennung import __version__
 
-from .commands import chunk, dataset, demo, extract, features, models, pretrained, query, store, train
+from .commands import (
+    chunk,
+    dataset,
+    demo,
+    doctor,
+    extract,
+    features,
+    models,
+    pretrained,
+    query,
+    store,
+    train,
+)
 from .commands import tui as tui_command
 
 app = typer.Typer(
@@ -31,6 +43,7 @@ app.command()(train.train)
 app.command()(query.query)
 app.command()(demo.demo)
 app.command(name="tui")(tui_command.tui)
+app.command()(doctor.doctor)
 
 
 def _version(value: bool) -> None:

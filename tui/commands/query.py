@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv as csvlib
 import io
 import json
+import logging
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -71,7 +73,7 @@ class _Progress:
 
     EVERY = 2.0  # seconds between plain progress lines
 
-    def __init__(self) -> None:
+    def __init__(self, verbose: bool = False) -> None:
         self.live = common.err.is_terminal
         self.progress = Progress(
             TextColumn("{task.description}", markup=False),
@@ -85,6 +87,11 @@ class _Progress:
         self.files: TaskID | None = None
         self.counts: ev.QueryProgress | None = None
         self.last_line = 0.0
+
+        if verbose:  # the yt-dlp messages core.fetch keeps out of sight
+            fetch_log = logging.getLogger("genre_erkennung.core.fetch")
+            fetch_log.setLevel(logging.DEBUG)
+            fetch_log.addHandler(logging.StreamHandler(sys.stderr))
 
     def __enter__(self) -> _Progress:
         self.progress.start()
@@ -252,6 +259,9 @@ def query(
     ] = False,
     engine: Engine = None,
     address: Address = None,
+    cookies: Annotated[
+        Path | None, typer.Option("--cookies", help="Netscape cookie file for sites that ask to sign in.")
+    ] = None,
     config: common.ConfigOpt = None,
     workspace: common.WorkspaceOpt = None,
     verbose: common.VerboseOpt = False,
@@ -260,7 +270,12 @@ def query(
     loaded: LoadedModel | None = None
     try:
         ctx = common.load(
-            config, workspace, query__max_items=max_items, cluster__engine=engine, cluster__address=address
+            config,
+            workspace,
+            query__max_items=max_items,
+            query__cookies=cookies and str(cookies),
+            cluster__engine=engine,
+            cluster__address=address,
         )
         if csv is not None:
             _check_writable(csv)
@@ -274,7 +289,7 @@ def query(
         loaded = _load_decoding(ctx, name, origin, sources[0], cancel, model_features)
         columns = csv_columns(loaded.genres)
         args = (sources, loaded, ctx.settings, ctx.workspace, ctx.settings.query.max_items)
-        with _Progress() as progress:
+        with _Progress(verbose) as progress:
             if ctx.settings.cluster.engine == "ray":  # CSV rows are appended as songs arrive
                 from genre_erkennung.core.cluster import query_on_ray
 

@@ -1,0 +1,1 @@
+"""Screens shown over the panes (the doctor report)."""
