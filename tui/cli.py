@@ -9,7 +9,7 @@ import typer
 
 from genre_erkennung import __version__
 
-from .commands import chunk, dataset, demo, extract, features, models, query, store, train
+from .commands import chunk, dataset, demo, evaluate, extract, features, models, query, store, train
 from .commands import tui as tui_command
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ app.command()(extract.extract)
 app.command()(features.features)
 app.command()(train.train)
 app.command()(query.query)
+app.command()(evaluate.evaluate)
 app.command()(demo.demo)
 app.command(name="tui")(tui_command.tui)
 

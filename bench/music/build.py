@@ -30,6 +30,7 @@ from pathlib import Path
 
 from genre_erkennung.core import audio
 from genre_erkennung.core.atomic import atomic_path, atomic_write_text
+from genre_erkennung.core.dataset import read_tags
 from genre_erkennung.core.errors import AudioError
 
 HERE = Path(__file__).resolve().parent
@@ -169,18 +170,6 @@ def _unzip(path: Path, member: str) -> bytes:
         return z.read(member)
 
 
-def tags(path: Path) -> dict[str, str]:
-    """title/artist as ffmpeg reads them (Vorbis comments, ID3, module titles)."""
-    err = subprocess.run(
-        [audio.find_ffmpeg(), "-nostdin", "-hide_banner", "-i", audio.ffmpeg_input(path)],
-        capture_output=True,
-        text=True,
-        errors="replace",
-    ).stderr
-    found = re.findall(r"^\s{4}(title|artist)\s*: (.*)$", err, re.M)
-    return {k: v.strip() for k, v in reversed(found)}
-
-
 def render(src: Path, target: Path) -> None:
     """A tracker module -> 16-bit 44.1 kHz stereo FLAC, via ffmpeg's libopenmpt demuxer."""
     with atomic_path(target) as tmp:
@@ -258,7 +247,7 @@ def build(root: Path, table: Path, cache: Path, debs: Path | None = None, log=pr
                 continue
             duration = audio.probe(path).duration or 0.0
             seen[digest] = t.member
-            tag = tags(original)
+            tag = read_tags(original)
             rows.append(
                 {
                     "split": s.split,
