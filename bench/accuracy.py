@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from genre_erkennung.core import config, registry
-from genre_erkennung.core.dataset import scan
+from genre_erkennung.core.dataset import scan_dataset
 from genre_erkennung.core.errors import GenreError
 from genre_erkennung.core.extract import extract
 from genre_erkennung.core.train import train
@@ -81,7 +81,7 @@ def run_seeds(
 ) -> list[SeedRun]:
     settings = settings_for(recipe, workspace, dataset)
     ws = Workspace(workspace.resolve()).ensure()
-    ds = scan(dataset, cache=ws.song_cache, min_seconds=settings.audio.min_chunk_seconds)
+    ds = scan_dataset(dataset, settings, ws)
     started = time.perf_counter()
     done = extract(ds.songs, settings, ws)
     log(
@@ -93,14 +93,12 @@ def run_seeds(
     for seed in range(seeds):
         config.override(settings, "training.seed", seed)
         result = train(ds, settings, ws, name=f"accuracy-{stamp}-s{seed}")
-        t = result.card["training"]
-        runs.append(
-            SeedRun(seed, result.card["metrics"], result.card["baseline"], t["seconds"], t["epochs_run"])
-        )
-        m = result.card["metrics"]
+        t = result.card.training
+        m = result.metrics.to_json()
+        runs.append(SeedRun(seed, m, result.baseline.to_json(), t.seconds, t.epochs_run))
         log(
             f"seed {seed}: songs {m['song_accuracy']:.3f} (mean p {m['song_accuracy_mean']:.3f}), "
-            f"chunks {m['chunk_accuracy']:.3f}; {t['epochs_run']} epochs, {t['seconds']:.0f} s"
+            f"chunks {m['chunk_accuracy']:.3f}; {t.epochs_run} epochs, {t.seconds:.0f} s"
         )
         if not keep:
             registry.remove(ws, result.name)

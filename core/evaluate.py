@@ -8,7 +8,7 @@ Songs not yet in the feature store are extracted first (and stay cached).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -56,8 +56,7 @@ def evaluate_model(
 ) -> Evaluation:
     """Extract what is missing, predict every chunk of the chosen splits' songs, and score them."""
     from .extract import extract
-    from .model import predict_chunks
-    from .predict import settings_for
+    from .predict import predict_chunks, settings_for
     from .store import store_for
 
     bad = sorted(set(splits) - set(SPLITS))
@@ -94,5 +93,5 @@ def evaluate_model(
         raise GenreError(f"dataset {dataset.root}: none of its songs could be extracted")
     metrics = evaluate(np.concatenate(probs), np.concatenate(labels), np.concatenate(song_ids), loaded.genres)
     return Evaluation(
-        loaded.name, str(dataset.root), list(splits), metrics, loaded.card.get("metrics", {}), skipped
+        loaded.name, str(dataset.root), list(splits), metrics, asdict(loaded.card.metrics), skipped
     )

@@ -38,13 +38,13 @@ def evaluate(
 ) -> None:
     """Score MODEL on a dataset it was not trained on: how well it carries to other music."""
     ctx = common.load(config, workspace, dataset)
-    from genre_erkennung.core.dataset import scan
+    from genre_erkennung.core.dataset import scan_dataset
     from genre_erkennung.core.evaluate import evaluate_model
 
     from .query import load_model
 
     loaded = load_model(ctx, model)
-    ds = scan(ctx.dataset_root(), cache=ctx.workspace.song_cache)
+    ds = scan_dataset(ctx.dataset_root(), ctx.settings, ctx.workspace)
     splits = ("train", "test") if all_songs else ("test",)
     cancel = ev.new_cancel()
     with ProgressReporter("extracting", quiet=as_json) as reporter:
