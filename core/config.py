@@ -61,6 +61,11 @@ class TrainingSettings:
     seed: int = _opt(0, low=0, high=2**32 - 1)
     patience: int = _opt(10, low=1, high=10000)
     validation_share: float = _opt(0.15, low=0.0, high=0.9)
+    validation_group: str = _opt(
+        "song",
+        choices=("song", "folder", "artist", "album"),
+        doc="what the validation songs are kept apart by (folder: ROOT/train/<genre>/<folder>/)",
+    )
     device: str = _opt("auto", choices=("auto", "cpu", "cuda"))
     balance: bool = _opt(True, doc="class weights in the loss when genres are imbalanced")
     threads: int = _opt(0, low=0, high=256, doc="CPU torch threads (0 = measure 1 vs 2)")

@@ -15,7 +15,7 @@ import re
 import shutil
 import subprocess
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -392,19 +392,32 @@ def split(
 
 
 def _groups(songs: list[Path], src: Path, group_by: str) -> dict[Path, str]:
-    """Each song's group key; a song without one is its own group (a key starting with NUL)."""
-    if group_by in ("song", "folder"):
-        keys = {}
-        for song in songs:
-            parts = song.relative_to(src).parts  # (genre, [folder, ...], file)
-            alone = group_by == "song" or len(parts) < 3
-            keys[song] = "\0" + str(song) if alone else parts[1]
-        if group_by == "song":
-            return keys
-        return {s: k if k.startswith("\0") else "folder " + k for s, k in keys.items()}
+    """Each song's group key in SRC/<genre>/..., see `group_keys`."""
+    genre_dir = {p: src / p.relative_to(src).parts[0] for p in songs}
+    return dict(zip(songs, group_keys(songs, group_by, genre_dir.__getitem__), strict=True))
+
+
+def group_keys(paths: list[Path], how: str, genre_dir: Callable[[Path], Path]) -> list[str]:
+    """One group key per song: "song" (each alone), "folder" (the first folder below its genre
+    folder), "artist" or "album" (its tags). A song without one is alone: a key starting with
+    NUL, which no folder or tag starts with."""
+    if how in ("song", "folder"):
+        keys = []
+        for p in paths:
+            parts = p.relative_to(genre_dir(p)).parts
+            keys.append("folder " + parts[0] if how == "folder" and len(parts) > 1 else "\0" + str(p))
+        return keys
     with ThreadPoolExecutor(max_workers=8) as pool:
-        tags = [t.get(group_by, "").strip() for t in pool.map(read_tags, songs)]
-    return {s: f"{group_by} {t.casefold()}" if t else "\0" + str(s) for s, t in zip(songs, tags, strict=True)}
+        tags = [t.get(how, "").strip() for t in pool.map(read_tags, paths)]
+    return [f"{how} {t.casefold()}" if t else "\0" + str(p) for p, t in zip(paths, tags, strict=True)]
+
+
+def song_groups(dataset: Dataset, how: str, split: str = "train") -> dict[str, str]:
+    """Audio key -> group (see `group_keys`) of each usable song of a split."""
+    songs = dataset.usable(split)
+    genre_dir = {s.path: dataset.root / s.split / s.genre for s in songs}
+    keys = group_keys(list(genre_dir), how, genre_dir.__getitem__)
+    return {s.key: k for s, k in zip(songs, keys, strict=True)}
 
 
 _TAG = re.compile(r"^ {4,}(\w+)\s*: (.*)$", re.M)

@@ -3,9 +3,10 @@
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import make_audio, run_genre
 
-from genre_erkennung.core import dataset
+from genre_erkennung.core import dataset, tensors
 from genre_erkennung.core.errors import ConfigError
 
 
@@ -69,3 +70,47 @@ def test_unknown_group_by_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "src" / "rock").mkdir(parents=True)
     with pytest.raises(ConfigError, match="--group-by must be one of song, folder, artist, album"):
         dataset.split(tmp_path / "src", tmp_path / "ds", group_by="label")
+
+
+def _tensors(labels: list[int]) -> tensors.Tensors:
+    """Song i has label labels[i] and one chunk (only songs and labels matter to the split)."""
+    n = len(labels)
+    return tensors.Tensors(
+        torch.zeros(n, 1, 1), torch.zeros(n, 1, 1), torch.tensor(labels), torch.arange(n), torch.ones(n), []
+    )
+
+
+def test_grouped_validation_never_puts_a_group_on_both_sides() -> None:
+    # genre 0: groups a (3 songs), b (2), c (2); genre 1: a (2), d (3); genre 2: e only
+    labels = [0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2]
+    groups = ["a", "a", "a", "b", "b", "c", "c", "a", "a", "d", "d", "d", "e", "e"]
+    data = _tensors(labels)
+    seen = set()
+    for seed in range(20):
+        fit, val = tensors.validation_split(data, 0.3, seed, groups)
+        assert sorted(fit + val) == list(range(14))
+        fit_groups, val_groups = {groups[i] for i in fit}, {groups[i] for i in val}
+        assert not fit_groups & val_groups, (seed, fit_groups, val_groups)
+        assert "e" in fit_groups  # a genre with one group keeps it for fitting
+        for genre in (0, 1):
+            assert any(labels[i] == genre for i in fit)
+        seen.add(frozenset(val_groups))
+    assert len(seen) > 2  # the seed chooses which groups validate
+    assert tensors.validation_split(data, 0.3, 4, groups) == tensors.validation_split(data, 0.3, 4, groups)
+
+
+def test_song_groups_of_a_scanned_dataset(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    for split, folders in (("train", ("one", "two")), ("test", ("three",))):
+        for i, folder in enumerate(folders):
+            make_audio(root / split / "sinus" / folder / "a.wav", 0.5, freq=300 + 100 * i + 50 * len(split))
+    make_audio(root / "train" / "sinus" / "loose.wav", 0.5, freq=900)
+    ds = dataset.scan(root)
+    by_path = {
+        s.path.name if s.path.parent.name == "sinus" else s.path.parent.name: s.key
+        for s in ds.usable("train")
+    }
+    groups = dataset.song_groups(ds, "folder")
+    assert groups[by_path["one"]] == "folder one" and groups[by_path["two"]] == "folder two"
+    assert groups[by_path["loose.wav"]].startswith("\0") and len(groups) == 3
+    assert len(set(dataset.song_groups(ds, "song").values())) == 3
