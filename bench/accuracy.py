@@ -34,6 +34,10 @@ from genre_erkennung.core.workspace import Workspace
 #: Named recipes: dotted settings on top of the defaults. "defaults" is what `genre train` does.
 RECIPES: dict[str, dict[str, Any]] = {
     "defaults": {},
+    "grouped": {"training.validation_group": "folder"},
+    "gain": {"training.augment_gain_db": 6.0},
+    "mask": {"training.time_mask": 0.2},
+    "gain+mask": {"training.augment_gain_db": 6.0, "training.time_mask": 0.2},
 }
 
 SCORES = (

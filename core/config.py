@@ -66,6 +66,10 @@ class TrainingSettings:
         choices=("song", "folder", "artist", "album"),
         doc="what the validation songs are kept apart by (folder: ROOT/train/<genre>/<folder>/)",
     )
+    augment_gain_db: float = _opt(
+        0.0, low=0.0, high=24.0, doc="random gain per training chunk, up to +-this many dB (0 = off)"
+    )
+    time_mask: float = _opt(0.0, low=0.0, high=0.5, doc="blank up to this share of each training chunk")
     device: str = _opt("auto", choices=("auto", "cpu", "cuda"))
     balance: bool = _opt(True, doc="class weights in the loss when genres are imbalanced")
     threads: int = _opt(0, low=0, high=256, doc="CPU torch threads (0 = measure 1 vs 2)")

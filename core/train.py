@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoint, plan, registry
+from .augment import Augment
 from .card import (
     FORMAT_VERSION,
     Count,
@@ -97,6 +98,7 @@ def fit(
     report: Reporter,
     cancel: threading.Event,
     save: Callable[[Run], None],
+    augment: Augment | None = None,
 ) -> str:
     """Train until `ts.epochs`, early stopping or cancel; `save(run)` after every epoch.
 
@@ -112,7 +114,7 @@ def fit(
         for idx in order.split(ts.batch_size):
             if cancel.is_set():
                 return "cancelled"
-            batch_loss, batch_correct = step(run, fit_data, idx, device, weight)
+            batch_loss, batch_correct = step(run, fit_data, idx, device, weight, augment)
             total_loss, correct = total_loss + batch_loss, correct + batch_correct
         loss, accuracy = float(total_loss) / len(order), float(correct) / len(order)  # syncs a GPU
         train_seconds = time.perf_counter() - started
@@ -244,7 +246,8 @@ def _run(
         def save(r: Run) -> None:
             checkpoint.save(p.folder, r, device, static)
 
-        stopped = fit(run, fit_data, val_data, ts, device, w, report, cancel, save)
+        augment = Augment.from_settings(ts, data.norm)
+        stopped = fit(run, fit_data, val_data, ts, device, w, report, cancel, save, augment)
         report(JobFinished("train", cancelled=stopped == "cancelled"))
         if run.state.epoch == 0:
             raise Cancelled("training stopped before its first epoch ended; nothing was saved")
