@@ -160,6 +160,16 @@ class Weights:
 
 
 @dataclass
+class Calibration:
+    """Temperature scaling fitted on the validation chunks (see core/calibrate.py)."""
+
+    temperature: float  # probabilities are softmax(logits / temperature)
+    nll_before: float  # validation NLL at temperature 1
+    nll_after: float
+    chunks: int
+
+
+@dataclass
 class ModelCard:
     name: str
     status: str  # complete | stopped
@@ -177,7 +187,12 @@ class ModelCard:
     dataset: DatasetInfo
     versions: dict[str, str]
     weights: Weights | None = None
+    calibration: Calibration | None = None  # None: probabilities are the raw softmax
     format_version: int = FORMAT_VERSION
+
+    @property
+    def temperature(self) -> float:
+        return self.calibration.temperature if self.calibration else 1.0
 
     @property
     def frames(self) -> tuple[int, int]:

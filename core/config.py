@@ -93,6 +93,9 @@ class ModelSettings:
 class QuerySettings:
     model: str = _opt("", doc="model used when --model is not given ('' = newest)")
     max_items: int = _opt(20, low=1, high=10000, doc="playlist entries fetched at most")
+    min_confidence: float = _opt(
+        0.0, low=0.0, high=1.0, doc="below this calibrated mean probability a song is 'uncertain'"
+    )
 
 
 @dataclass

@@ -26,6 +26,7 @@ from torch import nn
 
 from . import checkpoint, plan, registry
 from .augment import Augment
+from .calibrate import fit_temperature
 from .card import (
     FORMAT_VERSION,
     Count,
@@ -252,7 +253,11 @@ def _run(
         if run.state.epoch == 0:
             raise Cancelled("training stopped before its first epoch ended; nothing was saved")
         model.load_state_dict(run.best)
-        probs = torch.softmax(predict_logits(model, test_data, device), dim=1).numpy()
+        calibration = None
+        if val_data is not None and len(val_data):
+            calibration = fit_temperature(predict_logits(model, val_data, device), val_data.labels)
+        t = calibration.temperature if calibration else 1.0
+        probs = torch.softmax(predict_logits(model, test_data, device) / t, dim=1).numpy()
     metrics = evaluate(probs, data.test.labels.numpy(), data.test.songs.numpy(), data.genres)
     base = baseline(data.train, data.test, data.genres, ts.balance)
     s = run.state
@@ -289,6 +294,7 @@ def _run(
             skipped=[Skipped(path, reason) for path, reason in data.skipped],
         ),
         versions=_versions(),
+        calibration=calibration,
     )
     folder = registry.save(workspace, model.cpu(), card)
     return TrainResult(p.name, folder, card, metrics, base, s.history, stopped)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from conftest import make_dataset
 from typer.testing import CliRunner, Result
 
 from genre_erkennung.tui.commands import evaluate as evaluate_cmd
+from genre_erkennung.tui.commands import query as query_cmd
 from genre_erkennung.tui.commands import train as train_cmd
 
 pytestmark = pytest.mark.slow  # extracts and trains a model: ~30-60 s on 2 busy cores
@@ -23,6 +25,7 @@ CONFIG = (
 app = typer.Typer()
 app.command()(train_cmd.train)
 app.command()(evaluate_cmd.evaluate)
+app.command()(query_cmd.query)
 
 
 def genre(*args: str | Path) -> Result:
@@ -87,3 +90,26 @@ def test_unknown_genres_and_missing_models_are_one_line(
         lines = result.stderr.strip().splitlines()
         assert result.exit_code == 1 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
         assert text in lines[0]
+
+
+def test_a_song_below_min_confidence_is_uncertain_in_the_json(
+    trained: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """A model calibrated to a high temperature is unsure of everything: with min_confidence
+    above its confidence a song is uncertain, below it the verdict stands as before."""
+    cfg, ws, own = trained
+    card = json.loads((ws / "models" / "m" / "model.json").read_text())
+    shutil.copytree(ws / "models" / "m", ws / "models" / "m-soft")
+    card["name"] = "m-soft"
+    card["calibration"] = {"temperature": 1000.0, "nll_before": 1.0, "nll_after": 1.0, "chunks": 3}
+    (ws / "models" / "m-soft" / "model.json").write_text(json.dumps(card))
+    song = next((own / "test" / "sinus").iterdir())
+    strict = tmp_path / "strict.toml"
+    strict.write_text(cfg.read_text() + "[query]\nmin_confidence = 0.5\n")
+    for model, config, uncertain in (("m", strict, False), ("m-soft", cfg, False), ("m-soft", strict, True)):
+        doc = _json(genre("query", song, "--model", model, "--workspace", ws, "--config", config, "--json"))
+        v = doc["results"][0]["verdict"]
+        assert v["uncertain"] is uncertain and v["confidence"] == dict(v["ranking"])[v["majority"]]
+        assert (v["confidence"] < 0.4) is (model == "m-soft")  # 1/3 each at a huge temperature
+    text = genre("query", song, "--model", "m-soft", "--workspace", ws, "--config", strict)
+    assert text.exit_code == 0 and "Uncertain: perhaps" in text.stdout and "The song is" not in text.stdout
