@@ -38,6 +38,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "gain": {"training.augment_gain_db": 6.0},
     "mask": {"training.time_mask": 0.2},
     "gain+mask": {"training.augment_gain_db": 6.0, "training.time_mask": 0.2},
+    "acc-stop": {"training.early_stop": "accuracy"},
 }
 
 SCORES = (

@@ -60,6 +60,9 @@ class TrainingSettings:
     learning_rate: float = _opt(1e-3, low=1e-7, high=10.0)
     seed: int = _opt(0, low=0, high=2**32 - 1)
     patience: int = _opt(10, low=1, high=10000)
+    early_stop: str = _opt(
+        "loss", choices=("loss", "accuracy"), doc="what early stopping watches on the validation chunks"
+    )
     validation_share: float = _opt(0.15, low=0.0, high=0.9)
     validation_group: str = _opt(
         "song",

@@ -124,9 +124,11 @@ def fit(
             logits = predict_logits(run.model, val_data, device, max(ts.batch_size, 256))
             val_loss, val_acc = _loss_accuracy(logits, val_data.labels, weight)
         # Without validation songs the newest epoch counts as the best one.
-        improved = val_loss is None or s.best_loss is None or val_loss < s.best_loss
+        # best_loss holds the watched score: the validation loss, or minus the accuracy.
+        score = val_loss if ts.early_stop == "loss" or val_acc is None else -val_acc
+        improved = score is None or s.best_loss is None or score < s.best_loss
         if improved:
-            s.best_epoch, s.best_loss, s.bad_epochs = epoch, val_loss, 0
+            s.best_epoch, s.best_loss, s.bad_epochs = epoch, score, 0
             run.best = {k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()}
         else:
             s.bad_epochs += 1
