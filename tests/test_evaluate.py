@@ -113,3 +113,19 @@ def test_a_song_below_min_confidence_is_uncertain_in_the_json(
         assert (v["confidence"] < 0.4) is (model == "m-soft")  # 1/3 each at a huge temperature
     text = genre("query", song, "--model", "m-soft", "--workspace", ws, "--config", strict)
     assert text.exit_code == 0 and "Uncertain: perhaps" in text.stdout and "The song is" not in text.stdout
+
+
+def test_the_card_warns_unless_the_model_clearly_beats_its_baseline(trained: tuple[Path, Path, Path]) -> None:
+    from genre_erkennung.core import registry
+    from genre_erkennung.core.workspace import Workspace
+
+    _, ws, _ = trained
+    card, _ = registry.verified(Workspace(ws), "m")
+    for model, base, warned in ((0.9, 0.5, False), (0.55, 0.5, False), (0.54, 0.5, True), (0.4, 0.5, True)):
+        card.metrics.song_accuracy, card.baseline.song_accuracy = model, base
+        warning = card.baseline_warning()
+        assert (warning is not None) is warned, (model, base)
+    assert warning == (
+        "warning: song accuracy 40% is not clearly above the baseline's 50% (-10 points; the baseline is "
+        "a logistic regression on MFCC mean and std): this network does not earn its keep on this test split"
+    )

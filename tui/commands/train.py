@@ -168,6 +168,8 @@ def train(
         )
     for scores in metrics_tables(result.card):
         common.out.print(scores)
+    if warning := result.card.baseline_warning():
+        common.out.print(Text(warning, style="bold yellow"))
     t = result.card.training
     common.err.print(
         f"saved model {result.name} to {result.path} (best epoch {t.best_epoch} of "
