@@ -28,6 +28,8 @@ from genre_erkennung.core import config, registry
 from genre_erkennung.core.dataset import scan_dataset
 from genre_erkennung.core.errors import GenreError
 from genre_erkennung.core.extract import extract
+from genre_erkennung.core.predict import predict_chunks, verdict
+from genre_erkennung.core.store import store_for
 from genre_erkennung.core.train import train
 from genre_erkennung.core.workspace import Workspace
 
@@ -49,6 +51,9 @@ SCORES = (
 )
 
 
+THRESHOLDS = (0.0, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+
 @dataclass
 class SeedRun:
     seed: int
@@ -56,6 +61,7 @@ class SeedRun:
     baseline: dict[str, Any]
     seconds: float
     epochs: int
+    verdicts: list[tuple[float, bool]]  # per test song: (confidence, majority verdict right)
 
 
 def parse_sets(pairs: list[str]) -> dict[str, Any]:
@@ -100,7 +106,8 @@ def run_seeds(
         result = train(ds, settings, ws, name=f"accuracy-{stamp}-s{seed}")
         t = result.card.training
         m = result.metrics.to_json()
-        runs.append(SeedRun(seed, m, result.baseline.to_json(), t.seconds, t.epochs_run))
+        verdicts = _verdicts(ws, result.name, ds, settings)
+        runs.append(SeedRun(seed, m, result.baseline.to_json(), t.seconds, t.epochs_run, verdicts))
         log(
             f"seed {seed}: songs {m['song_accuracy']:.3f} (mean p {m['song_accuracy_mean']:.3f}), "
             f"chunks {m['chunk_accuracy']:.3f}; {t.epochs_run} epochs, {t.seconds:.0f} s"
@@ -108,6 +115,32 @@ def run_seeds(
         if not keep:
             registry.remove(ws, result.name)
     return runs
+
+
+def _verdicts(ws: Workspace, name: str, ds: Any, settings: config.Settings) -> list[tuple[float, bool]]:
+    """Each test song's verdict as `genre query` gives it: (calibrated confidence, right?)."""
+    loaded = registry.load(ws, name)
+    store = store_for(ws, settings)
+    out = []
+    for song in ds.usable("test"):
+        if store.has(song.key):
+            e = store.load(song.key)
+            v = verdict(predict_chunks(loaded, e.mfcc, e.contrast_peaks, e.lengths), loaded.genres)
+            out.append((v.confidence, v.majority == song.genre))
+    return out
+
+
+def selective(runs: list[SeedRun]) -> str:
+    """What query.min_confidence would do: songs answered (not uncertain) and their accuracy."""
+    lines = [f"{'query.min_confidence':22} {'songs answered':>16} {'accuracy of those':>20}"]
+    for th in THRESHOLDS:
+        cover, acc = [], []
+        for r in runs:
+            kept = [ok for conf, ok in r.verdicts if conf >= th]
+            cover.append(len(kept) / max(len(r.verdicts), 1))
+            acc.append(sum(kept) / len(kept) if kept else float("nan"))
+        lines.append(f"{th:<22.2f} {statistics.mean(cover):>15.0%} {statistics.mean(acc):>20.3f}")
+    return "\n".join(lines)
 
 
 def _spread(values: list[float]) -> str:
@@ -154,6 +187,7 @@ def main() -> None:
         f"seeds 0-{args.seeds - 1}"
     )
     print(table(runs))
+    print(selective(runs))
     loads = " / ".join(" ".join(f"{x:.2f}" for x in la) for la in (load_before, load_after))
     print(f"load average (1, 5, 15 min) before / after: {loads}; {os.cpu_count()} CPUs")
     if args.json:

@@ -216,7 +216,7 @@ def test_accuracy_bench_trains_seeds_and_reports_the_baseline(standin: tuple, tm
     assert "3 genres, 3 test songs, seeds 0-1" in proc.stdout
     for label in ("song accuracy (majority vote)", "song accuracy (mean probability)", "chunk accuracy"):
         assert label in proc.stdout
-    assert "load average" in proc.stdout
+    assert "load average" in proc.stdout and "query.min_confidence" in proc.stdout
     doc = json.loads(out.read_text())
     assert [s["seed"] for s in doc["seeds"]] == [0, 1] and doc["settings"] == {"training.epochs": 2}
     for s in doc["seeds"]:
