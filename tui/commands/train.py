@@ -119,6 +119,12 @@ def train(
     extract: Annotated[
         bool, typer.Option("--extract", help="Extract features that are not in the store first.")
     ] = False,
+    validation_group: Annotated[
+        str | None,
+        typer.Option(
+            "--validation-group", help="Validation songs kept apart by: song, folder, artist or album."
+        ),
+    ] = None,
     no_balance: Annotated[
         bool, typer.Option("--no-balance", help="No class weights when genres are imbalanced.")
     ] = False,
@@ -137,6 +143,7 @@ def train(
         training__learning_rate=lr,
         training__device=device,
         training__balance=False if no_balance else None,
+        training__validation_group=validation_group,
     )
     from genre_erkennung.core.dataset import scan_dataset
     from genre_erkennung.core.device import pick_device
