@@ -357,7 +357,7 @@ def split(
         n_test = round(len(order) * test_ratio)
         if len(order) >= 2:
             n_test = min(max(n_test, 1), len(order) - 1)
-        size = defaultdict(int)
+        size: defaultdict[str, int] = defaultdict(int)
         for song in songs:
             size[group_of[song]] += 1
         have = sum(size[k] for k in size if side.get(k) == "test")
