@@ -24,6 +24,10 @@ FORMAT_VERSION = 1
 KINDS = ("merged", "mfcc", "contrast")
 
 
+#: The least song accuracy a model should gain over its baseline before it is worth its cost.
+CLEAR_MARGIN = 0.05
+
+
 class CardError(ValueError):
     """A model.json that does not describe a model this version can load."""
 
@@ -167,6 +171,16 @@ class Weights:
 
 
 @dataclass
+class Calibration:
+    """Temperature scaling fitted on the validation chunks (see core/calibrate.py)."""
+
+    temperature: float  # probabilities are softmax(logits / temperature)
+    nll_before: float  # validation NLL at temperature 1
+    nll_after: float
+    chunks: int
+
+
+@dataclass
 class ModelCard:
     name: str
     status: str  # complete | stopped
@@ -184,7 +198,24 @@ class ModelCard:
     dataset: DatasetInfo
     versions: dict[str, str]
     weights: Weights | None = None
+    calibration: Calibration | None = None  # None: probabilities are the raw softmax
     format_version: int = FORMAT_VERSION
+
+    @property
+    def temperature(self) -> float:
+        return self.calibration.temperature if self.calibration else 1.0
+
+    def baseline_warning(self) -> str | None:
+        """One line when the network does not beat the card's baseline by a clear margin
+        (CLEAR_MARGIN of song accuracy, majority vote, on the same test split)."""
+        model, base = self.metrics.song_accuracy, self.baseline.song_accuracy
+        if model - base >= CLEAR_MARGIN:
+            return None
+        return (
+            f"warning: song accuracy {100 * model:.0f}% is not clearly above the baseline's "
+            f"{100 * base:.0f}% ({100 * (model - base):+.0f} points; the baseline is a logistic "
+            "regression on MFCC mean and std): this network does not earn its keep on this test split"
+        )
 
     @property
     def frames(self) -> tuple[int, int]:

@@ -61,7 +61,19 @@ class TrainingSettings:
     learning_rate: float = _opt(1e-3, low=1e-7, high=10.0)
     seed: int = _opt(0, low=0, high=2**32 - 1)
     patience: int = _opt(10, low=1, high=10000)
+    early_stop: str = _opt(
+        "loss", choices=("loss", "accuracy"), doc="what early stopping watches on the validation chunks"
+    )
     validation_share: float = _opt(0.15, low=0.0, high=0.9)
+    validation_group: str = _opt(
+        "song",
+        choices=("song", "folder", "artist", "album"),
+        doc="what the validation songs are kept apart by (folder: ROOT/train/<genre>/<folder>/)",
+    )
+    augment_gain_db: float = _opt(
+        0.0, low=0.0, high=24.0, doc="random gain per training chunk, up to +-this many dB (0 = off)"
+    )
+    time_mask: float = _opt(0.0, low=0.0, high=0.5, doc="blank up to this share of each training chunk")
     device: str = _opt("auto", choices=("auto", "cpu", "cuda"))
     balance: bool = _opt(True, doc="class weights in the loss when genres are imbalanced")
     threads: int = _opt(0, low=0, high=256, doc="CPU torch threads (0 = measure 1 vs 2)")
@@ -89,6 +101,10 @@ class QuerySettings:
     cookies: str = _opt("", doc="Netscape cookie file for sites that ask you to sign in ('' = none)")
     max_seconds: float = _opt(10800.0, low=1.0, high=864000.0, doc="longest recording fetched (s)")
     max_megabytes: float = _opt(1000.0, low=0.01, high=1e6, doc="largest download (MB)")
+
+    min_confidence: float = _opt(
+        0.0, low=0.0, high=1.0, doc="below this calibrated mean probability a song is 'uncertain'"
+    )
 
 
 @dataclass

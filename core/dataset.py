@@ -11,9 +11,11 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
+import subprocess
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -298,33 +300,56 @@ def _check(ds: Dataset, genres_by_split: dict[str, set[str]]) -> None:
             )
 
 
+#: What keeps songs together in `split`: each song alone, the sub-folder under its genre folder
+#: (e.g. SRC/rock/<artist>/...), or the artist/album tag.
+GROUP_BY = ("song", "folder", "artist", "album")
+
+
 @dataclass
 class SplitResult:
     copied: int = 0
     skipped: int = 0
     per_genre: dict[str, tuple[int, int]] = field(default_factory=dict)  # genre -> (train, test)
+    groups: dict[str, str] = field(default_factory=dict)  # group -> split ("" keys never appear)
+    untagged: int = 0  # songs without the tag asked for: each is its own group
+    one_sided: list[str] = field(default_factory=list)  # genres whose songs all landed on one side
 
 
-def split(src: Path, dest: Path, test_ratio: float = 0.3, seed: int = 0, link: bool = False) -> SplitResult:
-    """Make DEST/{train,test}/<genre>/ from SRC/<genre>/, by song, deterministically.
+def split(
+    src: Path,
+    dest: Path,
+    test_ratio: float = 0.3,
+    seed: int = 0,
+    link: bool = False,
+    group_by: str = "song",
+) -> SplitResult:
+    """Make DEST/{train,test}/<genre>/ from SRC/<genre>/, by song or by group, deterministically.
 
-    Files are copied (or hard-linked); SRC is never modified. Re-running is safe: files already in
-    place with the same size are skipped.
+    With `group_by` folder|artist|album every song of a group (a sub-folder of the genre folder,
+    or an artist/album tag) lands on the same side, across all genres, so that a test score
+    measures music from sources the model never heard. Files are copied (or hard-linked); SRC is
+    never modified. Re-running is safe: files already in place with the same size are skipped.
     """
     src, dest = Path(src).resolve(), Path(dest).resolve()
     if not src.is_dir():
         raise GenreError(f"{src}: no such folder (expected SRC/<genre>/<songs>)")
     if not 0.0 < test_ratio < 1.0:
         raise ConfigError(f"--test-ratio must be between 0 and 1 (exclusive), got {test_ratio}")
+    if group_by not in GROUP_BY:
+        raise ConfigError(f"--group-by must be one of {', '.join(GROUP_BY)}, got {group_by!r}")
     if dest == src or dest.is_relative_to(src):
         raise GenreError(f"{dest}: the destination must not lie inside the source {src}")
     genres = sorted(p for p in src.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not genres:
         raise GenreError(f"{src}: no genre folders (expected SRC/<genre>/<songs>)")
-    result = SplitResult()
+    songs_of = {g: sorted(p for p in _visible_files(g) if p.suffix.lower() not in NOT_AUDIO) for g in genres}
+    group_of = _groups([p for songs in songs_of.values() for p in songs], src, group_by)
+    alone = sum(1 for k in group_of.values() if k.startswith("\0"))
+    result = SplitResult(untagged=alone if group_by != "song" else 0)
+    side: dict[str, str] = {}  # group -> split, shared by all genres
     plan: list[tuple[Path, Path, Path]] = []  # (song, target, the same place in the other split)
     for genre_dir in genres:
-        songs = sorted(p for p in _visible_files(genre_dir) if p.suffix.lower() not in NOT_AUDIO)
+        songs = songs_of[genre_dir]
         if not songs:
             continue
         order = songs[:]
@@ -332,18 +357,30 @@ def split(src: Path, dest: Path, test_ratio: float = 0.3, seed: int = 0, link: b
         n_test = round(len(order) * test_ratio)
         if len(order) >= 2:
             n_test = min(max(n_test, 1), len(order) - 1)
-        test = set(order[:n_test])
+        size: defaultdict[str, int] = defaultdict(int)
+        for song in songs:
+            size[group_of[song]] += 1
+        have = sum(size[k] for k in size if side.get(k) == "test")
+        for key in dict.fromkeys(group_of[song] for song in order):  # groups in shuffled order
+            if key not in side:
+                side[key] = "test" if have < n_test else "train"
+                have += size[key] if side[key] == "test" else 0
+        test = {song for song in songs if side[group_of[song]] == "test"}
         for song in songs:
             part, other = ("test", "train") if song in test else ("train", "test")
             rel = song.relative_to(genre_dir)
             plan.append((song, dest / part / genre_dir.name / rel, dest / other / genre_dir.name / rel))
-        result.per_genre[genre_dir.name] = (len(songs) - n_test, n_test)
+        result.per_genre[genre_dir.name] = (len(songs) - len(test), len(test))
+        if len(songs) >= 2 and len(test) in (0, len(songs)):
+            result.one_sided.append(genre_dir.name)
+    if group_by != "song":
+        result.groups = {k: v for k, v in sorted(side.items()) if not k.startswith("\0")}
     clashes = [other for _, _, other in plan if other.exists()]
     if clashes:
         raise GenreError(
             f"{dest} already holds another split of these songs ({len(clashes)} would be in both "
             f"train/ and test/, e.g. {clashes[0].relative_to(dest)}): use an empty DEST, or the same "
-            "--seed and --test-ratio as before"
+            "--seed, --test-ratio and --group-by as before"
         )
     for song, target, _ in plan:
         if target.exists() and target.stat().st_size == song.stat().st_size:
@@ -352,6 +389,55 @@ def split(src: Path, dest: Path, test_ratio: float = 0.3, seed: int = 0, link: b
             _place(song, target, link)
             result.copied += 1
     return result
+
+
+def _groups(songs: list[Path], src: Path, group_by: str) -> dict[Path, str]:
+    """Each song's group key in SRC/<genre>/..., see `group_keys`."""
+    genre_dir = {p: src / p.relative_to(src).parts[0] for p in songs}
+    return dict(zip(songs, group_keys(songs, group_by, genre_dir.__getitem__), strict=True))
+
+
+def group_keys(paths: list[Path], how: str, genre_dir: Callable[[Path], Path]) -> list[str]:
+    """One group key per song: "song" (each alone), "folder" (the first folder below its genre
+    folder), "artist" or "album" (its tags). A song without one is alone: a key starting with
+    NUL, which no folder or tag starts with."""
+    if how in ("song", "folder"):
+        keys = []
+        for p in paths:
+            parts = p.relative_to(genre_dir(p)).parts
+            keys.append("folder " + parts[0] if how == "folder" and len(parts) > 1 else "\0" + str(p))
+        return keys
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        tags = [t.get(how, "").strip() for t in pool.map(read_tags, paths)]
+    return [f"{how} {t.casefold()}" if t else "\0" + str(p) for p, t in zip(paths, tags, strict=True)]
+
+
+def song_groups(dataset: Dataset, how: str, split: str = "train") -> dict[str, str]:
+    """Audio key -> group (see `group_keys`) of each usable song of a split."""
+    songs = dataset.usable(split)
+    genre_dir = {s.path: dataset.root / s.split / s.genre for s in songs}
+    keys = group_keys(list(genre_dir), how, genre_dir.__getitem__)
+    return {s.key: k for s, k in zip(songs, keys, strict=True)}
+
+
+_TAG = re.compile(r"^ {4,}(\w+)\s*: (.*)$", re.M)
+
+
+def read_tags(path: Path) -> dict[str, str]:
+    """The file's tags (artist, album, title ...; keys lower-cased) as ffmpeg reads them: the
+    container's first, then its streams' (Ogg keeps Vorbis comments on the stream); {} if none."""
+    proc = subprocess.run(
+        [audio.find_ffmpeg(), "-nostdin", "-hide_banner", "-i", audio.ffmpeg_input(path)],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        check=False,
+    )
+    tags: dict[str, str] = {}
+    for key, value in _TAG.findall(proc.stderr):
+        if key.lower() != "duration":
+            tags.setdefault(key.lower(), value.strip())
+    return tags
 
 
 def _place(song: Path, target: Path, link: bool) -> None:

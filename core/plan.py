@@ -18,7 +18,7 @@ import torch
 from . import checkpoint
 from .card import Architecture, Norm, decode
 from .config import Settings, TrainingSettings
-from .dataset import Dataset
+from .dataset import Dataset, song_groups
 from .errors import GenreError
 from .registry import list_models, model_dir
 from .store import FeatureStore, config_key, feature_config
@@ -68,7 +68,9 @@ def _store_features(store: FeatureStore, settings: Settings) -> dict[str, Any]:
 def fresh(dataset: Dataset, settings: Settings, workspace: Workspace, store: FeatureStore, name: str) -> Plan:
     ts = settings.training
     data = load_dataset(dataset, store)
-    fit_ids, val_ids = validation_split(data.train, ts.validation_share, ts.seed)
+    group_of = song_groups(dataset, ts.validation_group)
+    groups = [group_of[k] for k in data.train.song_keys]
+    fit_ids, val_ids = validation_split(data.train, ts.validation_share, ts.seed, groups)
     arch = Architecture(
         ts.model,
         len(data.genres),

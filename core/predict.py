@@ -61,6 +61,12 @@ class Verdict:
     votes: int
     chunks: int
     ranking: list[tuple[str, float]]
+    uncertain: bool = False  # confidence below query.min_confidence: no confident answer
+
+    @property
+    def confidence(self) -> float:
+        """The (calibrated) mean probability of the majority genre, 0-1."""
+        return dict(self.ranking).get(self.majority, 0.0)
 
 
 @dataclass
@@ -83,6 +89,8 @@ class SongResult:
                 "majority": self.verdict.majority,
                 "share": self.verdict.share,
                 "ranking": [[g, p] for g, p in self.verdict.ranking],
+                "confidence": self.verdict.confidence,
+                "uncertain": self.verdict.uncertain,
             },
         }
         if self.tags:
@@ -143,17 +151,18 @@ def settings_for_card(card: ModelCard, settings: Settings, model_features: bool 
     return s
 
 
-def verdict(probs: np.ndarray, genres: list[str]) -> Verdict:
-    """Majority of chunk votes (ties go to the higher mean probability) and the mean ranking."""
+def verdict(probs: np.ndarray, genres: list[str], min_confidence: float = 0.0) -> Verdict:
+    """Majority of chunk votes (ties go to the higher mean probability) and the mean ranking;
+    uncertain when the majority genre's mean probability is below `min_confidence`."""
     mean = probs.mean(axis=0)
     votes = np.bincount(probs.argmax(axis=1), minlength=len(genres))
     best = max(range(len(genres)), key=lambda g: (votes[g], mean[g]))
     ranking = sorted(
         ((genres[g], round(float(mean[g]), 4)) for g in range(len(genres))), key=lambda gp: -gp[1]
     )
-    return Verdict(
-        genres[best], round(float(votes[best] / len(probs)), 4), int(votes[best]), len(probs), ranking
-    )
+    share = round(float(votes[best] / len(probs)), 4)
+    uncertain = float(mean[best]) < min_confidence
+    return Verdict(genres[best], share, int(votes[best]), len(probs), ranking, uncertain)
 
 
 def _writable(folder: Path) -> bool:
@@ -319,7 +328,13 @@ def song_result(
         report(ChunkVote(source, c.index, c.start, c.end, genre, distribution))
     duration = info.duration if info.duration is not None else float(lengths.sum()) / sr
     return SongResult(
-        source, title or path.stem, str(path), duration, chunks, verdict(probs, genres), tags or []
+        source,
+        title or path.stem,
+        str(path),
+        duration,
+        chunks,
+        verdict(probs, genres, settings.query.min_confidence),
+        tags or [],
     )
 
 
@@ -548,10 +563,11 @@ def predict_chunks(
     m, c = prepare(mfcc, peaks, loaded.card.normalisation, loaded.card.frames)
     valid = valid_frames(torch.from_numpy(lengths.astype(np.int64)), loaded.card.frames)
     device = next(loaded.module.parameters()).device
+    t = loaded.card.temperature  # calibrated on the validation songs (1 for older models)
     loaded.module.eval()
     with torch.no_grad():
         out = [
-            torch.softmax(loaded.module(mb.to(device), cb.to(device), vb.to(device)).float(), dim=1).cpu()
+            torch.softmax(loaded.module(mb.to(device), cb.to(device), vb.to(device)).float() / t, dim=1).cpu()
             for mb, cb, vb in zip(
                 m.split(batch_size), c.split(batch_size), valid.split(batch_size), strict=True
             )

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .augment import Augment
 from .card import EpochStats
 from .device import autocast
 from .tensors import Tensors
@@ -35,12 +36,19 @@ class Run:
 
 
 def step(
-    run: Run, data: Tensors, idx: torch.Tensor, device: torch.device, weight: torch.Tensor | None
+    run: Run,
+    data: Tensors,
+    idx: torch.Tensor,
+    device: torch.device,
+    weight: torch.Tensor | None,
+    augment: Augment | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimizer step on the chunks `idx`; returns (summed loss, correct predictions) as
-    tensors on the device, so a GPU is not made to wait for the host after every batch."""
+    """One optimizer step on the chunks `idx` (augmented when given); returns (summed loss,
+    correct predictions) as tensors on the device, so a GPU need not wait after every batch."""
     mfcc, contrast = data.mfcc[idx].to(device), data.contrast[idx].to(device)
     labels, valid = data.labels[idx].to(device), data.valid(idx).to(device)
+    if augment is not None:
+        mfcc, contrast = augment(mfcc, contrast, valid, run.shuffle)
     with autocast(device):
         logits = run.model(mfcc, contrast, valid)
     loss = F.cross_entropy(logits.float(), labels, weight=weight)

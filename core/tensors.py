@@ -309,18 +309,33 @@ def _common_frames(entries: list[Entry]) -> tuple[int, int]:
     return int(mfcc), int(contrast)
 
 
-def validation_split(data: Tensors, share: float, seed: int) -> tuple[list[int], list[int]]:
+def validation_split(
+    data: Tensors, share: float, seed: int, groups: list[str] | None = None
+) -> tuple[list[int], list[int]]:
     """Song ids for fitting and for validation: `share` of each genre's songs, never chunks.
 
-    A genre keeps at least one fitting song; with a single song it has no validation song.
+    With `groups` (one per song id, e.g. its artist), whole groups go to validation, and a group
+    with songs in several genres is on the same side in all of them. A genre keeps at least one
+    fitting song (or group); with a single one it has no validation song.
     """
     rng = np.random.default_rng(seed)
     song_label = {int(s): int(y) for s, y in zip(data.songs, data.labels, strict=True)}
+    group = (lambda i: groups[i]) if groups is not None else (lambda i: f"\0{i}")
+    side: dict[str, str] = {}
     fit, val = [], []
     for genre in sorted(set(song_label.values())):
         ids = sorted(s for s, y in song_label.items() if y == genre)
-        ids = [ids[i] for i in rng.permutation(len(ids))]
-        n_val = min(max(round(share * len(ids)), 1), len(ids) - 1) if share > 0 else 0
-        val += ids[:n_val]
-        fit += ids[n_val:]
+        keys = list(dict.fromkeys(group(i) for i in ids))
+        keys = [keys[i] for i in rng.permutation(len(keys))]
+        size = {k: sum(1 for i in ids if group(i) == k) for k in keys}
+        want = min(max(round(share * len(ids)), 1), len(ids) - 1) if share > 0 else 0
+        have = sum(size[k] for k in keys if side.get(k) == "val")
+        for k in keys:
+            if k not in side:
+                fits = sum(size[j] for j in keys if side.get(j) == "fit")
+                room = len(ids) - have - size[k] > 0 or fits > 0  # leave the genre a fitting song
+                side[k] = "val" if have < want and room else "fit"
+                have += size[k] if side[k] == "val" else 0
+        val += [i for i in ids if side[group(i)] == "val"]
+        fit += [i for i in ids if side[group(i)] == "fit"]
     return sorted(fit), sorted(val)

@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoint, distributed, plan, registry
+from .augment import Augment
+from .calibrate import fit_temperature
 from .card import (
     FORMAT_VERSION,
     Count,
@@ -99,6 +101,7 @@ def fit(
     report: Reporter,
     cancel: threading.Event,
     save: Callable[[Run], None],
+    augment: Augment | None = None,
 ) -> str:
     """Train until `ts.epochs`, early stopping or cancel; `save(run)` after every epoch.
 
@@ -115,7 +118,7 @@ def fit(
         for idx in order.split(ts.batch_size):
             if distributed.stop(cancel):
                 return "cancelled"
-            batch_loss, batch_correct = step(run, fit_data, idx, device, weight)
+            batch_loss, batch_correct = step(run, fit_data, idx, device, weight, augment)
             total_loss, correct = total_loss + batch_loss, correct + batch_correct
         total, right, seen = distributed.totals(total_loss, correct, len(order))  # syncs a GPU
         loss, accuracy = total / seen, right / seen
@@ -125,9 +128,11 @@ def fit(
             logits = predict_logits(run.model, val_data, device, max(ts.batch_size, 256))
             val_loss, val_acc = _loss_accuracy(logits, val_data.labels, weight)
         # Without validation songs the newest epoch counts as the best one.
-        improved = val_loss is None or s.best_loss is None or val_loss < s.best_loss
+        # best_loss holds the watched score: the validation loss, or minus the accuracy.
+        score = val_loss if ts.early_stop == "loss" or val_acc is None else -val_acc
+        improved = score is None or s.best_loss is None or score < s.best_loss
         if improved:
-            s.best_epoch, s.best_loss, s.bad_epochs = epoch, val_loss, 0
+            s.best_epoch, s.best_loss, s.bad_epochs = epoch, score, 0
             run.best = {k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()}
         else:
             s.bad_epochs += 1
@@ -256,14 +261,19 @@ def _run(
             if world.main:
                 checkpoint.save(p.folder, r, device, static)
 
-        stopped = fit(run, fit_data, val_data, ts, device, w, report, cancel, save)
+        augment = Augment.from_settings(ts, data.norm)
+        stopped = fit(run, fit_data, val_data, ts, device, w, report, cancel, save, augment)
         report(JobFinished("train", cancelled=stopped == "cancelled"))
         if run.state.epoch == 0:
             raise Cancelled("training stopped before its first epoch ended; nothing was saved")
         if same := distributed.same_weights(model):
             report(Message(same))
         model.load_state_dict(run.best)
-        probs = torch.softmax(predict_logits(model, test_data, device), dim=1).numpy()
+        calibration = None
+        if val_data is not None and len(val_data):
+            calibration = fit_temperature(predict_logits(model, val_data, device), val_data.labels)
+        t = calibration.temperature if calibration else 1.0
+        probs = torch.softmax(predict_logits(model, test_data, device) / t, dim=1).numpy()
     metrics = evaluate(probs, data.test.labels.numpy(), data.test.songs.numpy(), data.genres)
     base = baseline(data.train, data.test, data.genres, ts.balance)
     s = run.state
@@ -301,6 +311,7 @@ def _run(
             skipped=[Skipped(path, reason) for path, reason in data.skipped],
         ),
         versions=_versions(),
+        calibration=calibration,
     )
     folder = registry.save(workspace, model.cpu(), card) if world.main else p.folder
     return TrainResult(p.name, folder, card, metrics, base, s.history, stopped)

@@ -14,6 +14,7 @@ from .commands import (
     dataset,
     demo,
     doctor,
+    evaluate,
     extract,
     features,
     models,
@@ -41,6 +42,7 @@ app.command()(extract.extract)
 app.command()(features.features)
 app.command()(train.train)
 app.command()(query.query)
+app.command()(evaluate.evaluate)
 app.command()(demo.demo)
 app.command(name="tui")(tui_command.tui)
 app.command()(doctor.doctor)

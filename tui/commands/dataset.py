@@ -71,12 +71,19 @@ def split(
     test_ratio: Annotated[float, typer.Option(help="Share of each genre's songs put in test/.")] = 0.3,
     seed: Annotated[int, typer.Option(help="Seed of the deterministic shuffle.")] = 0,
     link: Annotated[bool, typer.Option("--link", help="Hard-link instead of copying.")] = False,
+    group_by: Annotated[
+        str,
+        typer.Option(
+            "--group-by",
+            help="Keep together: song (none), folder (SRC/<genre>/<folder>/), artist or album (tags).",
+        ),
+    ] = "song",
     verbose: common.VerboseOpt = False,
 ) -> None:
-    """Split SRC/<genre>/ into DEST/train and DEST/test by song; SRC is never changed."""
+    """Split SRC/<genre>/ into DEST/train and DEST/test by song or group; SRC is never changed."""
     from genre_erkennung.core import dataset as ds_mod
 
-    result = ds_mod.split(src, dest, test_ratio=test_ratio, seed=seed, link=link)
+    result = ds_mod.split(src, dest, test_ratio=test_ratio, seed=seed, link=link, group_by=group_by)
     table = Table(title=str(dest), title_justify="left")
     for col in ("genre", "train", "test"):
         table.add_column(col, justify="left" if col == "genre" else "right")
@@ -85,3 +92,19 @@ def split(
     common.out.print(table)
     verb = "linked" if link else "copied"
     common.err.print(f"{result.copied} files {verb}, {result.skipped} already in place")
+    if result.groups:
+        n_test = sum(1 for side in result.groups.values() if side == "test")
+        common.err.print(
+            f"{len(result.groups)} {group_by} groups, each on one side: "
+            f"{len(result.groups) - n_test} in train, {n_test} in test"
+        )
+    if result.untagged:
+        common.err.print(
+            Text(f"{result.untagged} songs have no {group_by}: each is its own group", style="yellow")
+        )
+    for genre in result.one_sided:
+        common.err.print(
+            Text(
+                f"genre {genre}: all its songs landed on one side (too few {group_by} groups)", style="yellow"
+            )
+        )

@@ -173,6 +173,8 @@ def show(
     common.out.print(_card_table(card))
     for table in metrics_tables(card):
         common.out.print(table)
+    if warning := card.baseline_warning():
+        common.out.print(Text(warning, style="bold yellow"))
     if card.history:
         width = min(max(common.out.width, 60), 140)
         common.out.print(Text.from_ansi(history_plot(card.history, width)))

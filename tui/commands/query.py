@@ -152,7 +152,14 @@ def print_song(song: SongResult, genres: list[str]) -> None:
         f" — {v.votes} of {v.chunks} chunks, mean p {mean_p:.2f}",
     )
     common.out.print(head)
-    common.out.print(Text(f"The song is {round(v.share * 100)}% {v.majority}", style="bold"))
+    if v.uncertain:
+        common.out.print(
+            Text(
+                f"Uncertain: perhaps {v.majority} (confidence {v.confidence:.2f}, below query.min_confidence)"
+            )
+        )
+    else:
+        common.out.print(Text(f"The song is {round(v.share * 100)}% {v.majority}", style="bold"))
     strip = Text("votes ")
     for c in song.chunks:
         strip.append("██", style=colour[c.genre])

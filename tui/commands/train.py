@@ -123,6 +123,12 @@ def train(
     extract: Annotated[
         bool, typer.Option("--extract", help="Extract features that are not in the store first.")
     ] = False,
+    validation_group: Annotated[
+        str | None,
+        typer.Option(
+            "--validation-group", help="Validation songs kept apart by: song, folder, artist or album."
+        ),
+    ] = None,
     no_balance: Annotated[
         bool, typer.Option("--no-balance", help="No class weights when genres are imbalanced.")
     ] = False,
@@ -152,6 +158,7 @@ def train(
         training__device=device,
         training__balance=False if no_balance else None,
         features__backend=backend,
+        training__validation_group=validation_group,
     )
     from genre_erkennung.core import distributed
     from genre_erkennung.core.dataset import scan_dataset
@@ -192,6 +199,8 @@ def train(
         return
     for scores in metrics_tables(result.card):
         common.out.print(scores)
+    if warning := result.card.baseline_warning():
+        common.out.print(Text(warning, style="bold yellow"))
     t = result.card.training
     common.err.print(
         f"saved model {result.name} to {result.path} (best epoch {t.best_epoch} of "

@@ -217,9 +217,11 @@ class QueryPane(JobPane):
     def show_song(self, genres: list[str], song: Any) -> None:
         v = song.verdict
         mean_p = dict(v.ranking).get(v.majority, 0.0)
-        self.query_one("#query-big", BigText).text = v.majority
+        uncertain = getattr(v, "uncertain", False)  # below query.min_confidence
+        self.query_one("#query-big", BigText).text = "uncertain" if uncertain else v.majority
         text = Text.assemble(
             ("— ", "dim"),
+            (f"perhaps {v.majority}: " if uncertain else "", "bold"),
             (f"{v.votes} of {v.chunks} chunks", "bold"),
             f", mean p {mean_p:.2f}\n",
             (song.title, "bold"),
