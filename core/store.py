@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -82,6 +83,21 @@ def _write_npz(f, arrays: dict[str, np.ndarray | RawArray]) -> None:
                         shutil.copyfileobj(src, member, 1 << 20)
                 else:
                     np.lib.format.write_array(member, np.asarray(arr), allow_pickle=False)
+
+
+_LOCK_FDS: dict[Path, int] = {}
+_LOCK_FDS_GUARD = threading.Lock()
+
+
+def _lock_fd(folder: Path) -> int:
+    """The process's one descriptor of a store's lock file, kept open for the process's life:
+    closing any descriptor of a file drops every fcntl lock the process holds on it, so one
+    song's unlock must never close the file under another song's lock."""
+    with _LOCK_FDS_GUARD:
+        if folder not in _LOCK_FDS:
+            folder.mkdir(parents=True, exist_ok=True)
+            _LOCK_FDS[folder] = os.open(folder / ".locks", os.O_RDWR | os.O_CREAT, 0o666)
+        return _LOCK_FDS[folder]
 
 
 def _check_entry(e: Entry) -> None:
@@ -210,21 +226,17 @@ class FeatureStore:
         """Hold this song's extraction lock while the block runs; yields False (without waiting)
         when another process holds it. One byte of a shared lock file per
         song (fcntl locks die with their process, so a kill -9 never leaves a song locked)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.folder / ".locks", os.O_RDWR | os.O_CREAT, 0o666)
+        fd = _lock_fd(self.folder)
         offset = int(hashlib.sha256(audio_key.encode()).hexdigest()[:12], 16)
         try:
-            try:
-                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
-            except (BlockingIOError, PermissionError):
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fcntl.lockf(fd, fcntl.LOCK_UN, 1, offset)
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+        except (BlockingIOError, PermissionError):
+            yield False
+            return
+        try:
+            yield True
         finally:
-            os.close(fd)
+            fcntl.lockf(fd, fcntl.LOCK_UN, 1, offset)
 
     def load_arrays(self, audio_key: str, names: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict]:
         """The named arrays of an entry (all with one row per chunk) and its metadata, for
