@@ -57,7 +57,9 @@ def evaluate_model(
     """Extract what is missing, predict every chunk of the chosen splits' songs, and score them."""
     from .extract import extract
     from .predict import predict_chunks, settings_for
-    from .store import store_for
+    from .pretrained.head import chunk_probabilities
+    from .pretrained.headcard import HeadCard
+    from .store import EMBEDDING_ARRAYS, store_for
 
     bad = sorted(set(splits) - set(SPLITS))
     if bad:
@@ -82,13 +84,22 @@ def evaluate_model(
     for i, song in enumerate(sorted(songs, key=lambda s: str(s.path))):
         if not store.has(song.key):
             continue
-        entry = store.load(song.key)
-        if entry.chunks == 0:
+        if isinstance(loaded.card, HeadCard):  # a linear/mlp model on musicnn embeddings
+            arrays, meta = store.load_arrays(song.key, EMBEDDING_ARRAYS)
+            p = chunk_probabilities(loaded, arrays, meta)[0] if len(arrays["lengths"]) else None
+        else:
+            entry = store.load(song.key)
+            p = (
+                predict_chunks(loaded, entry.mfcc, entry.contrast_peaks, entry.lengths)
+                if entry.chunks
+                else None
+            )
+        if p is None:
             skipped.append((str(song.path), "no chunk long enough"))
             continue
-        probs.append(predict_chunks(loaded, entry.mfcc, entry.contrast_peaks, entry.lengths))
-        labels.append(np.full(entry.chunks, label[song.genre]))
-        song_ids.append(np.full(entry.chunks, i))
+        probs.append(p)
+        labels.append(np.full(len(p), label[song.genre]))
+        song_ids.append(np.full(len(p), i))
     if not probs:
         raise GenreError(f"dataset {dataset.root}: none of its songs could be extracted")
     metrics = evaluate(np.concatenate(probs), np.concatenate(labels), np.concatenate(song_ids), loaded.genres)

@@ -95,6 +95,11 @@ def test_train_linear_and_mlp_then_query(setup: tuple[Path, Path, Path]) -> None
     again = genre_in_process("query", song, "--model", "lin", "--json", "--workspace", ws, "--config", mtt)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["results"][0]["chunks"] == result["chunks"]
+    scored = genre_in_process(
+        "evaluate", "lin", "--dataset", ds, "--workspace", ws, "--config", cfg, "--json"
+    )
+    assert scored.returncode == 0, scored.stderr
+    assert json.loads(scored.stdout)["metrics"]["chunks"] == card["metrics"]["chunks"]
     shown = genre_in_process("models", "show", "lin", "--workspace", ws)
     assert shown.returncode == 0 and "mean of the chunk's 3-s musicnn patch embeddings" in shown.stdout
     assert "linear: inputs=200" in shown.stdout

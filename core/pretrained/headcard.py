@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..card import (
+    CLEAR_MARGIN,
     FORMAT_VERSION,
     CardError,
     DatasetInfo,
@@ -80,6 +81,17 @@ class HeadCard:
     def variant(self) -> str:
         """Which musicnn weights the embeddings came from (msd or mtt)."""
         return str(self.features.config.get("musicnn", {}).get("variant", "?"))
+
+    def baseline_warning(self) -> str | None:
+        """One line when the model does not beat its baseline clearly (as ModelCard says it)."""
+        model, base = self.metrics.song_accuracy, self.baseline.song_accuracy
+        if model - base >= CLEAR_MARGIN:
+            return None
+        return (
+            f"warning: song accuracy {100 * model:.0f}% is not clearly above the baseline's "
+            f"{100 * base:.0f}% ({100 * (model - base):+.0f} points; the baseline is a {BASELINE}): "
+            "per-chunk voting does not earn its keep on this test split"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {"format_version": self.format_version, "name": self.name, **dataclasses.asdict(self)}
