@@ -136,11 +136,6 @@ class _Progress:
                 pass
 
 
-def _clock(seconds: float) -> str:
-    m, s = divmod(int(seconds), 60)
-    return f"{m}:{s:02d}"
-
-
 def print_song(song: SongResult, genres: list[str]) -> None:
     colour = {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(genres)}
     v = song.verdict
@@ -171,7 +166,7 @@ def print_song(song: SongResult, genres: list[str]) -> None:
         ranked = sorted(c.probabilities.items(), key=lambda gp: -gp[1])
         second = f"{ranked[1][0]} {ranked[1][1]:.2f}" if len(ranked) > 1 else ""
         table.add_row(
-            f"{_clock(c.start)}–{_clock(c.end)}",
+            f"{common.clock(c.start)}–{common.clock(c.end)}",
             Text(c.genre, style=colour[c.genre]),
             f"{ranked[0][1]:.2f}",
             second,
