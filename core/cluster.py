@@ -316,26 +316,19 @@ def query_on_ray(
     stores them. `on_result(song)` sees each song as it arrives; the results keep the sources'
     order. Ctrl-C or `cancel` stops with what was classified so far (`complete` False).
     """
-    from .events import JobFinished, JobStarted, ignore
-    from .predict import QueryResult, Stores, settings_for
+    from .events import ignore
+    from .predict import drive, settings_for
 
     report = report or ignore
     cancel = cancel or threading.Event()
     settings = settings_for(loaded, settings, model_features)
-    result = QueryResult(loaded.name)
-    report(JobStarted("query", len(sources)))
-    stores = Stores(workspace, settings, report)
-    try:
-        result.complete = _query(
+
+    def run(stores: Any, result: Any) -> bool:
+        return _query(
             sources, loaded, settings, workspace, stores, max_items, report, cancel, result, on_result
         )
-    except KeyboardInterrupt:
-        cancel.set()
-        result.complete = False
-    finally:
-        stores.close()
-    report(JobFinished("query", cancelled=not result.complete))
-    return result
+
+    return drive(loaded, settings, workspace, len(sources), report, cancel, run)
 
 
 def _query(

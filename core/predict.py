@@ -441,13 +441,29 @@ def query(
     results. The store stays consistent either way (every write is atomic)."""
     cancel = cancel or threading.Event()
     settings = settings_for(loaded, settings, model_features)
+
+    def run(stores: Stores, result: QueryResult) -> bool:
+        return _run(sources, loaded, settings, workspace, stores, max_items, report, cancel, result)
+
+    return drive(loaded, settings, workspace, len(sources), report, cancel, run)
+
+
+def drive(
+    loaded: LoadedModel,
+    settings: Settings,
+    workspace: Workspace,
+    sources: int,
+    report: Reporter,
+    cancel: threading.Event,
+    run: Callable[[Stores, QueryResult], bool],
+) -> QueryResult:
+    """What every query engine shares around its loop `run` (which says whether it finished):
+    the job events, the stores, and Ctrl-C keeping what was classified so far."""
     result = QueryResult(loaded.name)
-    report(JobStarted("query", len(sources)))
+    report(JobStarted("query", sources))
     stores = Stores(workspace, settings, report)
     try:
-        result.complete = _run(
-            sources, loaded, settings, workspace, stores, max_items, report, cancel, result
-        )
+        result.complete = run(stores, result)
     except KeyboardInterrupt:
         cancel.set()
         result.complete = False
