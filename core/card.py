@@ -76,6 +76,7 @@ class EpochStats:
     seconds: float
     chunks_per_s: float
     best: bool
+    member: int | None = None  # an ensemble's member the epoch belongs to (0-based)
 
 
 @dataclass
@@ -181,6 +182,35 @@ class Calibration:
 
 
 @dataclass
+class Member:
+    """One network of an ensemble: its own seed, validation songs, run, calibration and scores."""
+
+    seed: int
+    epochs_run: int
+    best_epoch: int
+    stopped: str  # epochs | early-stop | cancelled
+    seconds: float
+    validation: Count
+    metrics: Scores  # this member alone on the test split
+    calibration: Calibration | None = None
+
+
+@dataclass
+class Ensemble:
+    """`training.ensemble` networks saved as one model; a query averages their calibrated
+    probabilities (the card's own `metrics` are the ensemble's)."""
+
+    members: list[Member]
+
+    def song_accuracies(self) -> list[float]:
+        return [m.metrics.song_accuracy for m in self.members]
+
+    @property
+    def temperatures(self) -> list[float]:
+        return [m.calibration.temperature if m.calibration else 1.0 for m in self.members]
+
+
+@dataclass
 class ModelCard:
     name: str
     status: str  # complete | stopped
@@ -199,6 +229,7 @@ class ModelCard:
     versions: dict[str, str]
     weights: Weights | None = None
     calibration: Calibration | None = None  # None: probabilities are the raw softmax
+    ensemble: Ensemble | None = None  # None: one network (its members' temperatures otherwise)
     format_version: int = FORMAT_VERSION
 
     @property
@@ -224,8 +255,9 @@ class ModelCard:
     def to_json(self) -> dict[str, Any]:
         out = {"format_version": self.format_version, "name": self.name}
         for f in dataclasses.fields(self):
-            if f.name not in out:
-                out[f.name] = _encode(getattr(self, f.name))
+            value = getattr(self, f.name)
+            if f.name not in out and not (f.default is None and value is None):  # as in `_encode`
+                out[f.name] = _encode(value)
         return out
 
     @classmethod
@@ -257,6 +289,11 @@ class ModelCard:
                 raise CardError(f"normalisation {key} holds values <= 0")
         if len(self.input.frames) != 2 or min(self.input.frames) < 1:
             raise CardError(f"input frames {self.input.frames!r}")
+        if self.ensemble is not None:
+            if not self.ensemble.members or self.calibration is not None:
+                raise CardError("an ensemble needs members (and keeps its calibration on them)")
+            if not all(t > 0 and math.isfinite(t) for t in self.ensemble.temperatures):
+                raise CardError("an ensemble member's temperature is not a positive number")
 
 
 def _encode(value: Any) -> Any:

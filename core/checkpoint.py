@@ -15,10 +15,10 @@ import torch
 from safetensors.torch import load as load_safetensors
 
 from .atomic import atomic_write_bytes, atomic_write_json
-from .card import FORMAT_VERSION, EpochStats
+from .card import FORMAT_VERSION, CardError, EpochStats, decode
 from .errors import ModelError
 from .registry import CHECKPOINT, damaged, sha256, tensor_bytes
-from .run import Run, RunState
+from .run import Run, RunState, Trained
 
 
 def save(folder: Path, run: Run, device: torch.device, static: dict[str, Any]) -> None:
@@ -93,3 +93,31 @@ def restore(run: Run, tensors: dict[str, torch.Tensor], meta: dict[str, Any], de
         s["stopped"],
         [EpochStats(**h) for h in s["history"]],
     )
+
+
+def save_member(folder: Path, index: int, weights: dict[str, torch.Tensor], trained: Trained) -> None:
+    """Keep a finished ensemble member (best weights and its run) beside the checkpoint, so an
+    interrupted ensemble resumes with the member it was training, not from the first."""
+    data = tensor_bytes(weights)
+    where = folder / CHECKPOINT
+    atomic_write_bytes(where / f"member-{index}.safetensors", data)
+    atomic_write_json(where / f"member-{index}.json", {**asdict(trained), "tensors_sha256": sha256(data)})
+
+
+def has_member(folder: Path, index: int) -> bool:
+    return (folder / CHECKPOINT / f"member-{index}.json").is_file()
+
+
+def load_member(folder: Path, name: str, index: int) -> tuple[dict[str, torch.Tensor], Trained]:
+    where = folder / CHECKPOINT
+    try:
+        meta = json.loads((where / f"member-{index}.json").read_text(encoding="utf-8"))
+        data = (where / f"member-{index}.safetensors").read_bytes()
+    except (OSError, ValueError) as exc:
+        raise damaged(name, f"its finished member {index + 1} is unreadable ({exc})") from None
+    if not isinstance(meta, dict) or meta.pop("tensors_sha256", None) != sha256(data):
+        raise damaged(name, f"its finished member {index + 1} is damaged (checksum mismatch)")
+    try:
+        return load_safetensors(data), decode(Trained, meta, f"member {index + 1}")
+    except CardError as exc:
+        raise damaged(name, f"its finished member {index + 1} is malformed ({exc})") from None

@@ -74,6 +74,9 @@ class TrainingSettings:
         0.0, low=0.0, high=24.0, doc="random gain per training chunk, up to +-this many dB (0 = off)"
     )
     time_mask: float = _opt(0.0, low=0.0, high=0.5, doc="blank up to this share of each training chunk")
+    ensemble: int = _opt(
+        1, low=1, high=32, doc="members trained with other seeds and validation songs; queries average them"
+    )
     device: str = _opt("auto", choices=("auto", "cpu", "cuda"))
     balance: bool = _opt(True, doc="class weights in the loss when genres are imbalanced")
     threads: int = _opt(0, low=0, high=256, doc="CPU torch threads (0 = measure 1 vs 2)")

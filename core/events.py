@@ -87,6 +87,8 @@ class EpochEnd(Event):
     seconds: float
     chunks_per_s: float
     best: bool = False
+    member: int = 0  # the ensemble member being trained (0-based)
+    members: int = 1
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .card import KINDS, Architecture
+from .card import KINDS, Architecture, ModelCard
 from .config import ModelSettings
 from .errors import ModelError
 
@@ -144,6 +144,33 @@ def build(a: Architecture) -> nn.Module:
     if a.genres < 2:
         raise ModelError(f"a model needs at least 2 genres, got {a.genres}")
     return _CLASSES[a.kind](a)
+
+
+class EnsembleNet(nn.Module):
+    """Networks of one architecture answering together: the output is the log of the mean of
+    their calibrated probabilities, so a softmax of it (as every caller applies) is that mean."""
+
+    def __init__(self, members: list[nn.Module], temperatures: list[float]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.temperatures = list(temperatures)  # the card keeps them, not the weights file
+
+    def forward(
+        self, mfcc: torch.Tensor, contrast: torch.Tensor, valid: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        probs = [
+            torch.softmax(m(mfcc, contrast, valid).float() / t, dim=1)
+            for m, t in zip(self.members, self.temperatures, strict=True)
+        ]
+        return torch.stack(probs).mean(0).clamp_min(1e-30).log()
+
+
+def from_card(card: ModelCard) -> nn.Module:
+    """The network a card describes (an ensemble's members inside one module), untrained."""
+    if card.ensemble is None:
+        return build(card.architecture)
+    temperatures = card.ensemble.temperatures
+    return EnsembleNet([build(card.architecture) for _ in temperatures], temperatures)
 
 
 def check_frames(frames: tuple[int, int]) -> None:

@@ -204,7 +204,7 @@ def load(workspace: Workspace, name: str, device: str | torch.device = "cpu") ->
     """Check the card and the weights' checksum, rebuild the module, load weights (no pickle)."""
     from safetensors.torch import load as load_safetensors
 
-    from .model import MIN_FRAMES, build
+    from .model import MIN_FRAMES, from_card
 
     card, data = verified(workspace, name)
     if isinstance(card, HeadCard):
@@ -214,7 +214,7 @@ def load(workspace: Workspace, name: str, device: str | torch.device = "cpu") ->
     else:
         if any(t < m for t, m in zip(card.frames, MIN_FRAMES, strict=True)):
             raise damaged(name, f"{CARD} has input frames {card.frames}, fewer than the layers need")
-        module = build(card.architecture)
+        module = from_card(card)
     try:
         module.load_state_dict(load_safetensors(data))
     except Exception as exc:  # safetensors raises its own error type for malformed headers
@@ -250,6 +250,8 @@ def _info(folder: Path) -> ModelInfo:
         return info
     info.created, info.status = card.created, card.status
     info.kind, info.genres = card.architecture.kind, card.genres
+    if ensemble := getattr(card, "ensemble", None):
+        info.kind += f" x{len(ensemble.members)}"
     info.song_accuracy = card.metrics.song_accuracy
     info.baseline_song_accuracy = card.baseline.song_accuracy
     return info

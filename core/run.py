@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .augment import Augment
-from .card import EpochStats
+from .card import Calibration, Count, EpochStats
 from .device import autocast
 from .tensors import Tensors
 
@@ -24,6 +24,24 @@ class RunState:
     bad_epochs: int = 0  # epochs since the validation loss last improved
     stopped: str = ""  # "" while resumable; epochs | early-stop
     history: list[EpochStats] = field(default_factory=list)
+
+
+@dataclass
+class Trained:
+    """A member's finished (or stopped) run before it is scored on the test split: what the card
+    says of it, and what an interrupted ensemble keeps of its finished members."""
+
+    seed: int
+    epochs_run: int
+    best_epoch: int
+    stopped: str  # epochs | early-stop | cancelled
+    seconds: float
+    fit: Count
+    validation: Count
+    history: list[EpochStats]
+    calibration: Calibration | None = None
+    threads: int | None = None
+    class_weights: list[float] | None = None
 
 
 @dataclass

@@ -9,6 +9,7 @@ trains on is planned in plan.py).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import platform
 import threading
@@ -32,9 +33,11 @@ from .card import (
     Count,
     DatasetInfo,
     Distributed,
+    Ensemble,
     EpochStats,
     Features,
     Inputs,
+    Member,
     ModelCard,
     Scores,
     Skipped,
@@ -45,11 +48,11 @@ from .config import Settings, TrainingSettings
 from .dataset import Dataset
 from .device import autocast, pick_device, place
 from .errors import Cancelled, GenreError
-from .events import EpochEnd, JobFinished, JobStarted, Message, Reporter, ignore
+from .events import EpochEnd, Event, JobFinished, JobStarted, Message, Reporter, ignore
 from .metrics import Metrics, baseline, class_weights, evaluate
-from .model import build, check_frames
+from .model import EnsembleNet, build, check_frames
 from .pretrained.headcard import HEAD_KINDS
-from .run import Run, RunState, step
+from .run import Run, RunState, Trained, step
 from .store import FeatureStore, config_key
 from .tensors import Tensors
 from .threads import choose_threads, kept
@@ -187,6 +190,11 @@ def train(
     claimed for the whole run: a second run of the same name is refused, never overwritten.
     """
     head = settings.training.model in HEAD_KINDS  # linear/mlp on musicnn embeddings
+    if head and settings.training.ensemble > 1:
+        raise GenreError(
+            f"an ensemble is for the merged, mfcc and contrast networks, not {settings.training.model}: "
+            "set training.ensemble = 1"
+        )
     if head and resume:
         raise GenreError("linear and mlp models train in seconds and are not resumable: train anew")
     if resume:
@@ -219,9 +227,43 @@ def _run(
     started: float,
 ) -> TrainResult:
     ts, data, world = p.ts, p.data, distributed.current()
+    if ts.ensemble > 1 and world.size > 1:
+        raise GenreError("an ensemble trains its members one after another in one process: drop --nproc")
     check_frames(data.frames)
     for path, reason in data.skipped:
         report(Message(f"skipped {path}: {reason}", "warning"))
+    members, threads = list(p.done), None
+    report(JobStarted("train", ts.epochs))
+    for m in range(p.member, ts.ensemble):
+        if m > p.member:
+            p = plan.next_member(p, dataset, m)
+        if ts.ensemble > 1:
+            report(Message(f"ensemble member {m + 1} of {ts.ensemble} (seed {p.seed})"))
+        weights, trained = _fit_member(p, dataset.fingerprint, device, threads, report, cancel)
+        members.append((weights, trained))
+        threads = trained.threads
+        if trained.stopped == "cancelled":
+            break
+        if ts.ensemble > 1 and world.main:
+            checkpoint.save_member(p.folder, m, weights, trained)
+    report(JobFinished("train", cancelled=members[-1][1].stopped == "cancelled"))
+    card, module, metrics, base = _card(p, dataset, members, device, time.perf_counter() - started)
+    folder = registry.save(workspace, module, card) if world.main else p.folder
+    return TrainResult(p.name, folder, card, metrics, base, card.history, card.training.stopped)
+
+
+def _fit_member(
+    p: plan.Plan,
+    fingerprint: str,
+    device: torch.device,
+    threads: int | None,
+    report: Reporter,
+    cancel: threading.Event,
+) -> plan.Finished:
+    """Train one network of the plan (a whole model, or one ensemble member) and calibrate it on
+    its validation songs; returns its best weights and its run."""
+    started = time.perf_counter()
+    ts, data, world = p.ts, p.data, distributed.current()
     fit_data = data.train.select(p.fit_ids)
     val_data = data.train.select(p.val_ids) if p.val_ids else None
     weight = class_weights(fit_data.labels, len(data.genres), ts.balance)
@@ -233,8 +275,9 @@ def _run(
         "genres": data.genres,
         "norm": data.norm.to_json(),
         "frames": list(data.frames),
-        "fingerprint": dataset.fingerprint,
+        "fingerprint": fingerprint,
         "feature_key": p.store.key,
+        "member": p.member,
         "split": {
             "fit": [data.train.song_keys[i] for i in p.fit_ids],
             "val": [data.train.song_keys[i] for i in p.val_ids],
@@ -242,28 +285,35 @@ def _run(
     }
     cuda = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda), kept():
-        threads = choose_threads(p.arch, fit_data, ts, device, weight, report)
-        torch.manual_seed(ts.seed)
+        measured = ts if threads is None else dataclasses.replace(ts, threads=threads)  # once a run
+        threads = choose_threads(p.arch, fit_data, measured, device, weight, report)
+        torch.manual_seed(p.seed)
         model = build(p.arch).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=ts.learning_rate)
-        run = Run(model, optimizer, torch.Generator().manual_seed(ts.seed), RunState(), {})
+        run = Run(model, optimizer, torch.Generator().manual_seed(p.seed), RunState(), {})
         if p.checkpoint is not None:
             checkpoint.restore(run, *p.checkpoint, device)
-            run.state.stopped = ""
+            if ts.ensemble == 1 or run.state.stopped not in ("epochs", "early-stop"):
+                run.state.stopped = ""  # else a member that ran its course, only to be kept
         run.model = distributed.wrap(model)
-        parts = [fit_data, data.test, *([val_data] if val_data is not None else [])]
-        fit_data, test_data, *val_placed = place(parts, device, report)
+        parts = [fit_data, *([val_data] if val_data is not None else [])]
+        fit_data, *val_placed = place(parts, device, report)
         val_data = val_placed[0] if val_placed else None
         w = None if weight is None else weight.to(device)
-        report(JobStarted("train", ts.epochs))
 
         def save(r: Run) -> None:
             if world.main:
                 checkpoint.save(p.folder, r, device, static)
 
-        augment = Augment.from_settings(ts, data.norm)
-        stopped = fit(run, fit_data, val_data, ts, device, w, report, cancel, save, augment)
-        report(JobFinished("train", cancelled=stopped == "cancelled"))
+        def tagged(event: Event) -> None:  # an epoch says which member it belongs to
+            if isinstance(event, EpochEnd):
+                event = dataclasses.replace(event, member=p.member, members=ts.ensemble)
+            report(event)
+
+        stopped = run.state.stopped
+        if not stopped:
+            augment = Augment.from_settings(ts, data.norm)
+            stopped = fit(run, fit_data, val_data, ts, device, w, tagged, cancel, save, augment)
         if run.state.epoch == 0:
             raise Cancelled("training stopped before its first epoch ended; nothing was saved")
         if same := distributed.same_weights(model):
@@ -272,14 +322,65 @@ def _run(
         calibration = None
         if val_data is not None and len(val_data):
             calibration = fit_temperature(predict_logits(model, val_data, device), val_data.labels)
-        t = calibration.temperature if calibration else 1.0
-        probs = torch.softmax(predict_logits(model, test_data, device) / t, dim=1).numpy()
-    metrics = evaluate(probs, data.test.labels.numpy(), data.test.songs.numpy(), data.genres)
-    base = baseline(data.train, data.test, data.genres, ts.balance)
     s = run.state
+    history = [dataclasses.replace(h, member=p.member) for h in s.history] if ts.ensemble > 1 else s.history
+    trained = Trained(
+        seed=p.seed,
+        epochs_run=s.epoch,
+        best_epoch=s.best_epoch,
+        stopped=stopped,
+        seconds=round(time.perf_counter() - started, 2),
+        fit=Count(len(p.fit_ids), len(fit_data)),
+        validation=Count(len(p.val_ids), 0 if val_data is None else len(val_data)),
+        history=history,
+        calibration=calibration,
+        threads=threads,
+        class_weights=None if weight is None else [float(x) for x in weight],
+    )
+    return run.best, trained
+
+
+def _card(
+    p: plan.Plan, dataset: Dataset, members: list[plan.Finished], device: torch.device, seconds: float
+) -> tuple[ModelCard, nn.Module, Metrics, Metrics]:
+    """Score each member and their mean on the test split; the card and the module to save."""
+    ts, data, world = p.ts, p.data, distributed.current()
+    (test_data,) = place([data.test], device, ignore)
+    songs, labels = data.test.songs.numpy(), data.test.labels.numpy()
+    networks, probs = [], []
+    for weights, trained in members:
+        model = build(p.arch)
+        model.load_state_dict(weights)
+        t = trained.calibration.temperature if trained.calibration else 1.0
+        probs.append(torch.softmax(predict_logits(model.to(device), test_data, device) / t, dim=1).numpy())
+        networks.append(model.cpu())
+    metrics = evaluate(np.mean(probs, axis=0), labels, songs, data.genres)
+    base = baseline(data.train, data.test, data.genres, ts.balance)
+    runs = [trained for _, trained in members]
+    ensemble = None
+    if ts.ensemble > 1:
+        ensemble = Ensemble(
+            [
+                Member(
+                    t.seed,
+                    t.epochs_run,
+                    t.best_epoch,
+                    t.stopped,
+                    t.seconds,
+                    t.validation,
+                    decode(Scores, evaluate(pr, labels, songs, data.genres).to_json(), "member"),
+                    t.calibration,
+                )
+                for t, pr in zip(runs, probs, strict=True)
+            ]
+        )
+    last = runs[-1]
+    cancelled = last.stopped == "cancelled" or len(runs) < ts.ensemble
+    stops = {t.stopped for t in runs}
+    stopped = "cancelled" if cancelled else stops.pop() if len(stops) == 1 else "epochs"
     card = ModelCard(
         name=p.name,
-        status="complete" if stopped in ("epochs", "early-stop") else "stopped",
+        status="stopped" if cancelled else "complete",
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         architecture=p.arch,
         genres=data.genres,
@@ -290,17 +391,17 @@ def _run(
         training=TrainingRun(
             device=str(device),
             gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-            threads=threads,
-            epochs_run=s.epoch,
-            best_epoch=s.best_epoch,
+            threads=last.threads,
+            epochs_run=sum(t.epochs_run for t in runs),
+            best_epoch=last.best_epoch if ensemble is None else 0,
             stopped=stopped,
-            seconds=round(time.perf_counter() - started, 2),
-            fit=Count(len(p.fit_ids), len(fit_data)),
-            validation=Count(len(p.val_ids), 0 if val_data is None else len(val_data)),
-            class_weights=None if weight is None else [float(x) for x in weight],
+            seconds=round(seconds, 2),
+            fit=last.fit,
+            validation=last.validation,
+            class_weights=last.class_weights,
             distributed=Distributed(world.size, world.backend) if world.backend else None,
         ),
-        history=s.history,
+        history=[h for t in runs for h in t.history],
         metrics=decode(Scores, metrics.to_json(), "metrics"),
         baseline=decode(Scores, base.to_json(), "baseline"),
         dataset=DatasetInfo(
@@ -311,10 +412,11 @@ def _run(
             skipped=[Skipped(path, reason) for path, reason in data.skipped],
         ),
         versions=_versions(),
-        calibration=calibration,
+        calibration=last.calibration if ensemble is None else None,
+        ensemble=ensemble,
     )
-    folder = registry.save(workspace, model.cpu(), card) if world.main else p.folder
-    return TrainResult(p.name, folder, card, metrics, base, s.history, stopped)
+    module = networks[0] if ensemble is None else EnsembleNet(networks, ensemble.temperatures)
+    return card, module, metrics, base
 
 
 def _versions() -> dict[str, str]:

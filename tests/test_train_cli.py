@@ -181,3 +181,18 @@ def test_names_and_damaged_models(trained: tuple[Path, Path, Path, Result], tmp_
     card["format_version"] = 99
     (ws / "models" / "demo" / "model.json").write_text(json.dumps(card))
     one_error_line(genre("models", "show", "demo", "--workspace", ws), "newer genre-erkennung")
+
+
+def test_an_ensemble_from_the_command_line(trained: tuple[Path, Path, Path, Result]) -> None:
+    ds, cfg, ws, _ = trained
+    args = ("--dataset", ds, "--workspace", ws, "--config", cfg)
+    result = genre("train", *args, "--ensemble", "2", "--epochs", "3", "--name", "pair")
+    assert result.exit_code == 0, result.stderr
+    assert "ensemble member 2 of 2 (seed 1000)" in result.stderr and "epoch 2: 3/3" in result.stderr
+    assert "2 members, epochs 3, 3" in result.stderr
+    assert "ensemble of 2 members" in result.stdout and "spread" in result.stdout
+    listed = genre("models", "list", "--workspace", ws)
+    assert "merged x2" in listed.stdout
+    shown = genre("models", "show", "pair", "--workspace", ws)
+    assert shown.exit_code == 0 and "ensemble of 2 members" in shown.stdout
+    assert "validation 1" in shown.stdout or "validation 2" in shown.stdout  # plot labels per member

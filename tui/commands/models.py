@@ -52,7 +52,47 @@ def metrics_tables(card: ModelCard) -> list[Table]:
     for i, (g, counts) in enumerate(zip(genres, m.confusion.counts, strict=True)):
         cells = (Text(str(c), style="bold green" if i == j else "") for j, c in enumerate(counts))
         confusion.add_row(g, *cells)
-    return [summary, per_genre, confusion]
+    tables = [summary, per_genre, confusion]
+    return tables if getattr(card, "ensemble", None) is None else [members_table(card), *tables]
+
+
+def members_table(card: ModelCard) -> Table:
+    """An ensemble's members side by side with the ensemble: how much each seed alone varies."""
+    assert card.ensemble is not None
+    accuracies = card.ensemble.song_accuracies()
+    spread = 100 * (max(accuracies) - min(accuracies))
+    mean = 100 * sum(accuracies) / len(accuracies)
+    table = Table(
+        title=f"ensemble of {len(accuracies)} members (mean of their calibrated probabilities)",
+        caption=f"members' song accuracy {mean:.1f}% on average, spread {spread:.1f} points; "
+        f"the ensemble's {100 * card.metrics.song_accuracy:.1f}%",
+        title_justify="left",
+        caption_justify="left",
+    )
+    for col in ("member", "seed", "best / epochs", "temperature", "songs", "songs (mean p)", "chunks"):
+        table.add_column(col, justify="left" if col == "member" else "right")
+    for i, m in enumerate(card.ensemble.members):
+        s = m.metrics
+        table.add_row(
+            str(i + 1),
+            str(m.seed),
+            f"{m.best_epoch} / {m.epochs_run}" + ("" if m.stopped != "cancelled" else " (stopped)"),
+            f"{m.calibration.temperature:.2f}" if m.calibration else "–",
+            _pct(s.song_accuracy),
+            _pct(s.song_accuracy_mean),
+            _pct(s.chunk_accuracy),
+        )
+    e = card.metrics
+    table.add_row(
+        Text("ensemble", style="bold"),
+        "",
+        "",
+        "",
+        _pct(e.song_accuracy),
+        _pct(e.song_accuracy_mean),
+        _pct(e.chunk_accuracy),
+    )
+    return table
 
 
 def _network_and_input(card: ModelCard | HeadCard) -> tuple[str, str]:
@@ -70,9 +110,14 @@ def _network_and_input(card: ModelCard | HeadCard) -> tuple[str, str]:
 def _card_table(card: ModelCard | HeadCard) -> Table:
     t, s, ds = card.training, card.settings, card.dataset
     network, reads = _network_and_input(card)
+    ensemble = getattr(card, "ensemble", None)
+    runs = (
+        f"best epoch {t.best_epoch} of {t.epochs_run}"
+        if ensemble is None
+        else f"ensemble of {len(ensemble.members)} members, {t.epochs_run} epochs in all"
+    )
     rows = {
-        "status": f"{card.status} ({common.stop_reason(t.stopped)}; "
-        f"best epoch {t.best_epoch} of {t.epochs_run})",
+        "status": f"{card.status} ({common.stop_reason(t.stopped)}; {runs})",
         "created": card.created,
         "architecture": network,
         "genres": common.genre_list(card.genres),
@@ -99,7 +144,11 @@ def history_plot(history: list[EpochStats], width: int) -> str:
     """Loss and accuracy per epoch (training and validation) as terminal plots."""
     import plotext as plt
 
-    epochs = [h.epoch for h in history]
+    runs: dict[int | None, list[EpochStats]] = {}
+    for h in history:
+        runs.setdefault(h.member, []).append(h)
+    longest = max(runs.values(), key=len)
+    epochs = [h.epoch for h in longest]
     plots = []
     for metric in ("loss", "accuracy"):
         plt.clear_figure()
@@ -108,10 +157,12 @@ def history_plot(history: list[EpochStats], width: int) -> str:
         plt.title(metric)
         plt.xlabel("epoch")
         plt.xticks(epochs[:: max(1, len(epochs) // 10)])
-        plt.plot(epochs, [getattr(h, metric) for h in history], label="train")
-        val = [(h.epoch, v) for h in history if (v := getattr(h, f"val_{metric}")) is not None]
-        if val:
-            plt.plot([e for e, _ in val], [v for _, v in val], label="validation")
+        for member, run in runs.items():
+            who = "" if member is None else f" {member + 1}"  # an ensemble's members, one by one
+            plt.plot([h.epoch for h in run], [getattr(h, metric) for h in run], label=f"train{who}")
+            val = [(h.epoch, v) for h in run if (v := getattr(h, f"val_{metric}")) is not None]
+            if val:
+                plt.plot([e for e, _ in val], [v for _, v in val], label=f"validation{who}")
         plots.append(plt.build())
     return "\n".join(plots)
 

@@ -49,8 +49,9 @@ class EpochTable:
 
     @staticmethod
     def _cells(e: ev.EpochEnd) -> list[str]:
+        member = f"{e.member + 1}: " if e.members > 1 else ""  # an ensemble's member
         return [
-            f"{e.epoch}/{e.epochs}" + (" *" if e.best else "  "),
+            f"{member}{e.epoch}/{e.epochs}" + (" *" if e.best else "  "),
             f"{e.loss:.4f}",
             f"{100 * e.accuracy:.1f}%",
             "–" if math.isnan(e.val_loss) else f"{e.val_loss:.4f}",
@@ -136,6 +137,12 @@ def train(
         str | None,
         typer.Option("--backend", help="Features to train on: native, sonic-annotator or musicnn."),
     ] = None,
+    ensemble: Annotated[
+        int | None,
+        typer.Option(
+            "--ensemble", min=1, help="Train K members (other seeds and validation songs) saved as one model."
+        ),
+    ] = None,
     nproc: Annotated[
         int | None,
         typer.Option("--nproc", min=1, help="Train data-parallel in N processes here (torchrun, DDP)."),
@@ -159,6 +166,7 @@ def train(
         training__balance=False if no_balance else None,
         features__backend=backend,
         training__validation_group=validation_group,
+        training__ensemble=ensemble,
     )
     from genre_erkennung.core import distributed
     from genre_erkennung.core.dataset import scan_dataset
@@ -201,10 +209,15 @@ def train(
         common.out.print(scores)
     if warning := result.card.baseline_warning():
         common.out.print(Text(warning, style="bold yellow"))
-    t = result.card.training
+    t, ensemble = result.card.training, getattr(result.card, "ensemble", None)
+    runs = f"best epoch {t.best_epoch} of {t.epochs_run}"
+    if ensemble is not None:
+        runs = f"{len(ensemble.members)} members, epochs " + ", ".join(
+            str(m.epochs_run) for m in ensemble.members
+        )
     common.err.print(
-        f"saved model {result.name} to {result.path} (best epoch {t.best_epoch} of "
-        f"{t.epochs_run}; {common.stop_reason(t.stopped)}; {t.seconds:.0f} s)"
+        f"saved model {result.name} to {result.path} "
+        f"({runs}; {common.stop_reason(t.stopped)}; {t.seconds:.0f} s)"
     )
     if result.stopped == "cancelled":
         common.err.print(
