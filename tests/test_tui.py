@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from conftest import genre_in_process, make_audio, make_dataset
 from rich.text import Text
-from textual.widgets import DataTable, Input, OptionList, Static, TabbedContent, Tree
+from textual.widgets import DataTable, Input, OptionList, Select, Static, TabbedContent, Tree
 
 from genre_erkennung.core import registry
 from genre_erkennung.core.config import Settings
@@ -367,6 +367,29 @@ async def test_training_pane_trains_two_epochs(dataset: Path, trained: Path) -> 
         await until(pilot, lambda: app.model_name == "aus-der-tui")
         assert app.query_one(InfoBar).model == "aus-der-tui"
         assert registry.load(Workspace(trained), "aus-der-tui").genres == ["rauschen", "sinus"]
+
+
+@sync
+async def test_training_pane_trains_an_ensemble_and_says_the_baseline_warning(
+    dataset: Path, trained: Path
+) -> None:
+    app = make_app(tiny_settings(dataset, trained))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.dataset is not None and app.models)
+        await pilot.press("3")
+        app.query_one("#train-ensemble", Input).value = "2"
+        app.query_one("#train-validation-group", Select).value = "folder"
+        app.query_one("#train-name", Input).value = "paar"
+        await pilot.press("s")
+        pane = app.query_one("#training-pane")
+        await until(pilot, lambda: not pane.running and pane.result is not None, timeout=120)
+        assert [r[0] for r in table_rows(app, "#train-history")] == ["1: 1/2", "1: 2/2", "2: 1/2", "2: 2/2"]
+        card = registry.read_card(Workspace(trained).models / "paar", "paar")
+        assert card.ensemble is not None and card.settings.validation_group == "folder"
+        result = text_of(app, "#train-result")
+        assert "2 members" in result
+        warning = card.baseline_warning()  # two tones apart: the baseline gets every song right too
+        assert warning is not None and "not clearly above the baseline" in " ".join(result.split())
 
 
 @sync

@@ -125,7 +125,13 @@ def fake_train_result() -> SimpleNamespace:
         song_accuracy=0.875, chunk_accuracy=0.8125, songs=8, chunks=32, confusion=confusion
     )
     baseline = SimpleNamespace(song_accuracy=0.5)
-    return SimpleNamespace(name="merged-demo", metrics=metrics, baseline=baseline, stopped="epochs")
+    ensemble = SimpleNamespace(song_accuracies=lambda: [0.75, 0.875, 0.875])  # a 3-member ensemble
+    card = SimpleNamespace(
+        metrics=metrics, baseline=baseline, ensemble=ensemble, baseline_warning=lambda: None
+    )
+    return SimpleNamespace(
+        name="merged-demo", metrics=metrics, baseline=baseline, card=card, stopped="epochs"
+    )
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

@@ -1,19 +1,21 @@
-"""Pane 3, Training: settings prefilled from the config and editable, start / stop, a live table of
-epochs and a live loss/accuracy chart, then the song accuracy and the confusion matrix. The new
-model becomes the selected one (header, Query pane)."""
+"""Pane 3, Training: settings prefilled from the config and editable (the source-shift recipe's
+too: ensemble members, validation groups, what early stopping watches, augmentation), start /
+stop, a live table of epochs and a live loss/accuracy chart, then the song accuracy, the
+baseline warning and the confusion matrix. The new model becomes the selected one (header,
+Query pane)."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Label, Select, Static
@@ -33,9 +35,34 @@ from .base import JobPane, tone
 from .messages import ModelSaved
 
 
+def _meta(name: str) -> Any:
+    """A training setting's metadata: its choices and its doc line (the form's tooltips)."""
+    return {f.name: f for f in dataclasses.fields(TrainingSettings)}[name].metadata
+
+
 def _choices(name: str) -> tuple[str, ...]:
-    field = {f.name: f for f in dataclasses.fields(TrainingSettings)}[name]
-    return tuple(field.metadata.get("choices") or ())
+    return tuple(_meta(name).get("choices") or ())
+
+
+#: The form's text fields: setting, label, how the value is read, Input type.
+_NUMBERS: tuple[tuple[str, str, type, Literal["integer", "number"]], ...] = (
+    ("epochs", "epochs", int, "integer"),
+    ("batch_size", "batch", int, "integer"),
+    ("learning_rate", "rate", float, "number"),
+    ("ensemble", "members", int, "integer"),
+    ("augment_gain_db", "gain dB", float, "number"),
+    ("time_mask", "mask", float, "number"),
+)
+#: The form's choices: setting, label.
+_CHOICES = (
+    ("device", "device"),
+    ("validation_group", "v.group"),
+    ("early_stop", "stop on"),
+)
+
+
+def _input_id(key: str) -> str:
+    return f"train-{key.replace('_', '-')}"
 
 
 def _pct(x: float | None) -> str:
@@ -71,7 +98,7 @@ class TrainingPane(JobPane):
         ts = self.genre_app.settings.training
         with Horizontal(id="train-body"):
             with Vertical(id="train-left"):
-                with Vertical(id="train-form") as form:
+                with VerticalScroll(id="train-form") as form:
                     form.border_title = "Settings"
                     with Horizontal(classes="field"):
                         yield Label("model", classes="field-label")
@@ -82,28 +109,28 @@ class TrainingPane(JobPane):
                             compact=True,
                             id="train-model",
                         )
-                    for key, label, value in (
-                        ("epochs", "epochs", str(ts.epochs)),
-                        ("batch_size", "batch", str(ts.batch_size)),
-                        ("learning_rate", "rate", f"{ts.learning_rate:g}"),
-                    ):
+                    for key, label, _, kind in _NUMBERS:
+                        value = getattr(ts, key)
                         with Horizontal(classes="field"):
                             yield Label(label, classes="field-label")
                             yield Input(
-                                value,
+                                f"{value:g}" if isinstance(value, float) else str(value),
                                 compact=True,
-                                id=f"train-{key.replace('_', '-')}",
-                                type="integer" if key != "learning_rate" else "number",
+                                id=_input_id(key),
+                                type=kind,
+                                tooltip=_meta(key).get("doc") or None,
                             )
-                    with Horizontal(classes="field"):
-                        yield Label("device", classes="field-label")
-                        yield Select(
-                            [(c, c) for c in _choices("device")],
-                            value=ts.device,
-                            allow_blank=False,
-                            compact=True,
-                            id="train-device",
-                        )
+                    for key, label in _CHOICES:
+                        with Horizontal(classes="field"):
+                            yield Label(label, classes="field-label")
+                            yield Select(
+                                [(c, c) for c in _choices(key)],
+                                value=getattr(ts, key),
+                                allow_blank=False,
+                                compact=True,
+                                id=_input_id(key),
+                                tooltip=_meta(key).get("doc") or None,
+                            )
                     with Horizontal(classes="field"):
                         yield Label("name", classes="field-label")
                         yield Input("", placeholder="automatic", compact=True, id="train-name")
@@ -142,9 +169,10 @@ class TrainingPane(JobPane):
         """The app's settings with the form's values (validated like config values)."""
         s = copy.deepcopy(self.genre_app.settings)
         config_mod.override(s, "training.model", self.query_one("#train-model", Select).value)
-        config_mod.override(s, "training.device", self.query_one("#train-device", Select).value)
-        for key, cast in (("epochs", int), ("batch_size", int), ("learning_rate", float)):
-            raw = self.query_one(f"#train-{key.replace('_', '-')}", Input).value.strip()
+        for key, _ in _CHOICES:
+            config_mod.override(s, f"training.{key}", self.query_one(f"#{_input_id(key)}", Select).value)
+        for key, _, cast, _ in _NUMBERS:
+            raw = self.query_one(f"#{_input_id(key)}", Input).value.strip()
             try:
                 value = cast(raw)
             except ValueError:
@@ -195,9 +223,10 @@ class TrainingPane(JobPane):
                 self.status(f"Training for up to {total} epochs…")
             case ev.EpochEnd() as e:
                 self._epoch_row(e)
+                member = f"Member {e.member + 1} of {e.members}, e" if e.members > 1 else "E"
                 self.status(
-                    f"Epoch {e.epoch} of {e.epochs}: loss {_num(e.loss)}, val acc {_pct(e.val_accuracy)}, "
-                    f"{e.chunks_per_s:.0f} chunks/s"
+                    f"{member}poch {e.epoch} of {e.epochs}: loss {_num(e.loss)}, "
+                    f"val acc {_pct(e.val_accuracy)}, {e.chunks_per_s:.0f} chunks/s"
                 )
             case ev.Message(text=text, level=level):
                 style = tone(self, "text-warning") if level == "warning" else ""
@@ -208,8 +237,11 @@ class TrainingPane(JobPane):
     def _epoch_row(self, e: ev.EpochEnd) -> None:
         table = self.query_one("#train-history", DataTable)
         best = Text("★", style=tone(self, "text-success")) if e.best else ""
+        chart = self.query_one("#train-chart", TrainingChart)
+        if e.members > 1 and e.epoch == 1:
+            chart.clear_history()  # the chart follows the member being trained
         key = table.add_row(
-            f"{e.epoch}/{e.epochs}",
+            f"{e.member + 1}: {e.epoch}/{e.epochs}" if e.members > 1 else f"{e.epoch}/{e.epochs}",
             _num(e.loss),
             _pct(e.accuracy),
             _num(e.val_loss),
@@ -218,9 +250,7 @@ class TrainingPane(JobPane):
             best,
         )
         table.move_cursor(row=table.get_row_index(key))
-        self.query_one("#train-chart", TrainingChart).add_epoch(
-            e.epoch, e.loss, e.accuracy, e.val_loss, e.val_accuracy
-        )
+        chart.add_epoch(e.epoch, e.loss, e.accuracy, e.val_loss, e.val_accuracy)
 
     def _trained(self, result: Any) -> None:
         self.show_result(result)
@@ -234,7 +264,7 @@ class TrainingPane(JobPane):
         """A TrainResult (name, metrics, baseline, stopped): accuracy lines and the confusion matrix."""
         self.result = result
         m = result.metrics
-        self._show_scores(m.song_accuracy, m.songs, m.chunk_accuracy, result.baseline.song_accuracy)
+        self._show_scores(result.card)
         self.status(
             Text(
                 f"Saved {result.name} ({stop_reason(result.stopped)}); it is now the selected model.",
@@ -261,6 +291,8 @@ class TrainingPane(JobPane):
         chart = self.query_one("#train-chart", TrainingChart)
         chart.clear_history()
         nan = float("nan")
+        ensemble = getattr(card, "ensemble", None)  # a musicnn head's card has none
+        members = len(ensemble.members) if ensemble else 1
         for h in card.history:
             val_loss = nan if h.val_loss is None else h.val_loss
             val_accuracy = nan if h.val_accuracy is None else h.val_accuracy
@@ -275,27 +307,35 @@ class TrainingPane(JobPane):
                     h.seconds,
                     h.chunks_per_s,
                     h.best,
+                    h.member or 0,
+                    members,
                 )
             )
         chart.replot()
+        self._show_scores(card)
         m = card.metrics
-        self._show_scores(m.song_accuracy, m.songs, m.chunk_accuracy, card.baseline.song_accuracy)
         self._fill_confusion(m.confusion.genres, m.confusion.counts)
         self._card_note = f"Showing {card.name} ({card.status}, {card.created[:10]})."
         self._idle_status()
 
-    def _show_scores(self, song_acc: float, songs: int, chunk_acc: float, baseline: float) -> None:
-        good = tone(self, "text-success")
-        text = Text.assemble(
+    def _show_scores(self, card: ModelCard) -> None:
+        """Song and chunk accuracy, the baseline, an ensemble's spread and the baseline warning."""
+        m, good = card.metrics, tone(self, "text-success")
+        parts: list[Any] = [
             ("songs ", "dim"),
-            (_pct(song_acc), f"bold {good}"),
-            (f" of {songs}", "dim"),
+            (_pct(m.song_accuracy), f"bold {good}"),
+            (f" of {m.songs}", "dim"),
             ("  chunks ", "dim"),
-            _pct(chunk_acc),
+            _pct(m.chunk_accuracy),
             ("\nbaseline (songs) ", "dim"),
-            _pct(baseline),
-        )
-        self.query_one("#train-result", Static).update(text)
+            _pct(card.baseline.song_accuracy),
+        ]
+        if ensemble := getattr(card, "ensemble", None):
+            each = ensemble.song_accuracies()
+            parts += [(f"\n{len(each)} members ", "dim"), f"{_pct(min(each))}-{_pct(max(each))}"]
+        if warning := card.baseline_warning():
+            parts += ["\n", (warning.removeprefix("warning: "), tone(self, "text-warning"))]
+        self.query_one("#train-result", Static).update(Text.assemble(*parts))
 
     def _fill_confusion(self, genres: list[str], counts: list[list[int]]) -> None:
         table = self.query_one("#train-confusion", DataTable)
