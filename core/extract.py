@@ -1,7 +1,7 @@
 """Dataset -> feature store: parallel, resumable, cancellable.
 
 Each worker thread drives one ffmpeg decode process and runs the feature math on what it reads
-(torch releases the GIL), so N workers keep N cores busy with either decoding or math. Per song the
+(numpy and torch release the GIL), so N workers keep N cores busy with either decoding or math. Per song the
 work is a pure function of (bytes, config), `compute_song`; the store write is its caller's
 (`extract_song` here, the Ray driver in cluster.py with `cluster.engine = "ray"`). Songs already in
 the store are not decoded again; failures are recorded and the batch goes on.
@@ -38,14 +38,14 @@ from .events import (
     SongStarted,
     ignore,
 )
-from .features import Backend, FeatureBatch, get_backend
+from .features import Backend, FeatureBatch, get_backend, one_math_thread
 from .features.musicnn import MusicnnBackend, embed_song
 from .store import DamagedEntry, FeatureStore, RawArray, store_for
 from .workspace import Workspace
 
 T = TypeVar("T")
 
-#: Chunks per feature-math call: big enough to amortise torch overhead, small enough for RAM.
+#: Chunks per feature-math call: big enough to amortise per-call overhead, small enough for RAM.
 BATCH_CHUNKS = 4
 
 
@@ -298,9 +298,9 @@ def extract(
         from .cluster import extract_on_ray
 
         extract_on_ray(queue, settings, store, result, report, cancel, total)
-    elif queue:  # torch is imported only when there is math to do
-        _set_torch_threads()
+    elif queue:  # the backend (and torch, where it needs it) only when there is math to do
         backend = get_backend(settings.features, workspace)
+        one_math_thread(backend)
         _run(queue, settings, store, backend, workers, result, report, cancel, total)
     report(JobFinished("extract", cancelled=result.cancelled))
     return result
@@ -317,15 +317,6 @@ def _cached_chunks(store: FeatureStore, song: Song, report: Reporter) -> int | N
         aside = store.quarantine(song.key)
         report(Message(f"{song.path}: stored features {exc}; moved to {aside}, extracting again", "warning"))
         return None
-
-
-def _set_torch_threads() -> None:
-    """One torch thread per worker: each worker's ffmpeg decodes on a core of its own while the
-    math runs, so a second math thread only fights it (measured with 1 worker on 2 busy cores:
-    2 math threads took 2.2x the CPU time and 1.6-1.8x the wall time of 1)."""
-    import torch
-
-    torch.set_num_threads(1)
 
 
 def _run(

@@ -2,10 +2,11 @@
 
 A cold `genre query FILE` spends most of its time importing torch (about 1.3 s on one core of
 a 2-core box) while the other core idles. `start` probes, hashes and decodes the song in a
-thread before the model is loaded: the feature math waits for torch at its first batch (the
-read-ahead of `extract_song` holds the decoded chunks meanwhile) and the entry lands in the
-feature store, where `classify_file` then finds it. Failures are left to the normal path, which
-does the same work again and reports them in its own words.
+thread before the model is loaded: on the CPU the feature math (numpy) runs meanwhile too; on
+a GPU it waits for torch at its first batch (the read-ahead of `extract_song` holds the decoded
+chunks meanwhile). The entry lands in the feature store, where `classify_file` then finds it.
+Failures are left to the normal path, which does the same work again and reports them in its
+own words.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from . import audio
 from .config import FeatureSettings, Settings
 from .dataset import content_key
 from .extract import extract_song
-from .features import Backend, FeatureBatch
+from .features import Backend, FeatureBatch, one_math_thread
 from .store import store_for
 from .workspace import Workspace
 
 
 class _Deferred:
-    """A feature backend built at its first batch, so that decoding never waits for torch."""
+    """A feature backend built at its first batch, so that decoding never waits for it (nor for
+    torch, which the model's load imports meanwhile)."""
 
     name = "deferred"
 
@@ -43,11 +45,7 @@ class _Deferred:
             if isinstance(real, MusicnnBackend):  # `start` never defers musicnn's extraction
                 raise TypeError("musicnn extraction cannot be deferred")
             self._real = real
-            device = getattr(self._real, "device", None)
-            if device is not None and device.type == "cpu":
-                import torch
-
-                torch.set_num_threads(1)  # as classify_file does: ffmpeg has the other core
+            one_math_thread(real)  # as classify_file does: ffmpeg has the other core
         return self._real
 
     def batch(self, chunks: np.ndarray, sample_rate: int) -> FeatureBatch:

@@ -16,7 +16,7 @@ import torch
 
 from genre_erkennung.core import audio
 from genre_erkennung.core.config import FeatureSettings
-from genre_erkennung.core.device import pick_device
+from genre_erkennung.core.device import cuda_visible, feature_device, pick_device
 from genre_erkennung.core.errors import ToolMissing
 from genre_erkennung.core.features import (
     FEATURE_VERSION,
@@ -26,6 +26,8 @@ from genre_erkennung.core.features import (
     frame_counts,
     get_backend,
     native,
+    one_math_thread,
+    xp,
 )
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
@@ -89,7 +91,7 @@ def test_batch_equals_the_chunk_as_a_file(tmp_path: Path) -> None:
 def test_chunks_of_a_batch_are_independent() -> None:
     chunks = np.stack([noise(3 * 22050, seed=s) for s in range(3)])
     chunks[1] *= 0.001
-    backend = native.NativeBackend(torch.device("cpu"))
+    backend = native.NativeBackend("cpu")
     together = backend.batch(chunks, 22050)
     t_mfcc, t_sc = frame_counts(chunks.shape[1])
     assert together.mfcc.shape == (3, t_mfcc, 20)
@@ -104,7 +106,7 @@ def test_chunks_of_a_batch_are_independent() -> None:
 
 @pytest.mark.parametrize("n", [0, 1, 1024, 1025])
 def test_short_chunks_follow_frame_counts(n: int) -> None:
-    got = native.NativeBackend(torch.device("cpu")).batch(np.ones((2, n), np.float32), 44100)
+    got = native.NativeBackend("cpu").batch(np.ones((2, n), np.float32), 44100)
     t_mfcc, t_sc = frame_counts(n)
     assert got.mfcc.shape == (2, t_mfcc, 20)
     assert got.peaks.shape == got.valleys.shape == (2, t_sc, 7)
@@ -146,32 +148,84 @@ def test_mel_filterbank_layout() -> None:
     assert native.mel_filterbank(8000)[:, -1].sum() == 0  # above Nyquist: no bins, log 0
 
 
+@pytest.mark.parametrize("library", ["numpy", "torch"])
 @pytest.mark.parametrize(("width", "k"), [(128, 3), (256, 5), (128, 5), (64, 2)])
-def test_extreme_sums_equal_topk(width: int, k: int) -> None:
+def test_extreme_sums_equal_topk(width: int, k: int, library: str) -> None:
     gen = torch.Generator().manual_seed(width + k)
     x = torch.rand(300, width, generator=gen)
     x[:10] = 0  # silence: all equal
     x[10:40] = torch.randint(0, 3, (30, width), generator=gen).float()  # many ties
-    largest, smallest = native._extreme_sums(x, k)
+    ops = xp.ops_for("cpu", library)
+    bins_first = ops.asarray(x.T.numpy())  # [width, frames], as _contrast_magnitudes lays it out
+    largest, smallest = (torch.as_tensor(v) for v in native._extreme_sums(ops, bins_first, k))
     torch.testing.assert_close(largest, x.topk(k).values.sum(1))
     torch.testing.assert_close(smallest, x.topk(k, largest=False).values.sum(1))
+
+
+def music_like(seconds: float, rate: int = 44100, seed: int = 0) -> np.ndarray:
+    """Tones, a decaying chord and noise bursts: peaks far above valleys, as in music."""
+    t = np.arange(int(seconds * rate)) / rate
+    rng = np.random.default_rng(seed)
+    x = sum(np.sin(2 * np.pi * f * t) * np.exp(-t % 1.5) for f in (110.0, 220.0 * 1.26, 330.0, 1760.0))
+    x = x + rng.standard_normal(len(t)) * 0.05 * (np.sin(2 * np.pi * 0.7 * t) > 0.5)
+    return (x / 4).astype(np.float32)
+
+
+def test_numpy_math_equals_torch_math() -> None:
+    """The one implementation gives the same numbers on numpy (the CPU's) and on torch (a
+    GPU's, run here on the CPU): float rounding apart, so the store's config key is shared."""
+    chunks = np.stack([music_like(6.0, seed=1), noise(6 * 44100, seed=2), music_like(6.0, seed=3) * 1e-3])
+    chunks[2, : 44100 * 2] = 0  # silence, then a quiet signal
+    a = native.NativeBackend("cpu").batch(chunks, 44100)
+    b = native.NativeBackend("cpu", library="torch").batch(chunks, 44100)
+    for name in ("mfcc", "peaks", "valleys"):
+        ours, theirs = getattr(a, name), getattr(b, name)
+        assert ours.dtype == theirs.dtype == np.float32
+        scale = np.abs(theirs).max()
+        assert np.abs(ours - theirs).max() <= 1e-5 * scale, f"{name}: {np.abs(ours - theirs).max() / scale}"
+    np.testing.assert_allclose(a.peaks, b.peaks, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(a.valleys, b.valleys, rtol=1e-5, atol=1e-9)
+
+
+def test_cpu_math_is_numpy_and_one_threaded() -> None:
+    backend = get_backend(FeatureSettings(device="cpu"))
+    assert backend.xp.name == "numpy" and backend.xp.device == "cpu"
+    one_math_thread(backend)
+    getters = [lib for lib in _loaded_openblas() if hasattr(lib, "scipy_openblas_get_num_threads64_")]
+    for lib in getters:  # numpy's own wheels: OpenBLAS now runs on the calling thread alone
+        assert lib.scipy_openblas_get_num_threads64_() == 1
+
+
+def _loaded_openblas() -> list:
+    import ctypes
+
+    maps = Path("/proc/self/maps")
+    lines = maps.read_text().splitlines() if maps.exists() else []
+    return [ctypes.CDLL(p) for p in {ln.split(maxsplit=5)[-1] for ln in lines if "openblas" in ln.lower()}]
 
 
 def test_device_choice() -> None:
     assert pick_device("cpu", "features.device").type == "cpu"
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert pick_device("auto", "features.device").type == expected
+    assert feature_device("cpu") == "cpu"
+    assert feature_device("auto") == expected  # the cheap check never hides a GPU torch sees
+    assert cuda_visible() or not torch.cuda.is_available()
     assert get_backend(FeatureSettings(device="cpu")).name == "native"
     if not torch.cuda.is_available():
+        assert get_backend(FeatureSettings(device="auto")).xp.device == "cpu"
         with pytest.raises(ToolMissing, match=r"features.device = cuda, but no CUDA GPU is available"):
             pick_device("cuda", "features.device")
+        with pytest.raises(ToolMissing, match=r"features.device = cuda"):
+            get_backend(FeatureSettings(device="cuda"))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
 def test_cuda_matches_cpu() -> None:
-    chunks = np.stack([noise(10 * 44100, seed=s) for s in range(4)])
-    cpu = native.NativeBackend(torch.device("cpu")).batch(chunks, 44100)
-    gpu = native.NativeBackend(torch.device("cuda")).batch(chunks, 44100)
+    chunks = np.stack([noise(10 * 44100, seed=s) for s in range(3)] + [music_like(10.0)])
+    cpu = native.NativeBackend("cpu").batch(chunks, 44100)
+    gpu = native.NativeBackend("cuda").batch(chunks, 44100)
+    assert get_backend(FeatureSettings(device="auto")).xp.device.startswith("cuda")
     for a, b in ((cpu.mfcc, gpu.mfcc), (cpu.peaks, gpu.peaks), (cpu.valleys, gpu.valleys)):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4)
 

@@ -1,28 +1,35 @@
-"""The two Vamp transforms in torch, batched over chunks, exactly as ../shared/features/SPEC.md.
+"""The two Vamp transforms, batched over chunks, exactly as ../shared/features/SPEC.md.
+
+The math is written once over the array operations of xp.py: numpy on the CPU (so that
+extraction never imports torch), torch on a GPU.
 
 Framing is sonic-annotator's: frame k of a transform with step S and block 2S is centred on
 sample k*S, the signal is zero-padded by S in front and at the end up to a multiple of 1024.
 Every computation below works on a *segment*: `CONTEXT` samples of history followed by a
 multiple of 1024 new samples, so a whole chunk and a streamed file share one code path.
 
-Precision: the MFCC runs in float32 throughout. Spectral contrast needs a float64 FFT: its
+Precision: both FFTs run in float64, the rest in float32. Spectral contrast needs it: its
 valleys sit ~1e-7 below the frame's peak (the chord golden file), where a float32 FFT's
-rounding noise would decide them.
+rounding noise would decide them. The MFCC too, since feature version 2: in tonal frames the
+upper mel bands hold only window leakage at that noise floor, so every float32 FFT (MKL, cuFFT,
+numpy's) gave its own log10 of its own noise there (up to 1% of the coefficients' range); in
+float64 numpy and torch, CPU and GPU agree to float32 rounding (and numpy's float64 FFT is the
+faster of its two).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .. import audio
 from ..errors import AudioError
 from . import FeatureBatch
+from .xp import Array, Ops, ops_for
 
 NAME = "native"
 
@@ -102,135 +109,128 @@ def contrast_bands() -> tuple[tuple[int, int, int], ...]:
     return tuple(out)
 
 
-class _Constants:
-    """Windows, filterbank and DCT for one (sample rate, device)."""
+def hann(block: int) -> np.ndarray:
+    """The periodic Hann window (torch.hann_window's), in float64."""
+    return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(block) / block)
 
-    def __init__(self, sample_rate: int, device: torch.device) -> None:
-        self.mfcc_window = torch.hann_window(MFCC_BLOCK, device=device)
-        self.sc_window = torch.hann_window(SC_BLOCK, dtype=torch.float64, device=device)
-        self.filterbank = torch.from_numpy(mel_filterbank(sample_rate)).to(device)
-        self.dct = torch.from_numpy(dct_matrix()).to(device)
+
+class _Constants:
+    """Windows, filterbank and DCT for one (sample rate, array library and device)."""
+
+    def __init__(self, sample_rate: int, xp: Ops) -> None:
+        self.mfcc_window = xp.asarray(hann(MFCC_BLOCK), xp.float64)
+        self.sc_window = xp.asarray(hann(SC_BLOCK), xp.float64)
+        self.filterbank = xp.asarray(mel_filterbank(sample_rate))
+        self.dct = xp.asarray(dct_matrix())
 
 
 @lru_cache(maxsize=8)
-def _constants(sample_rate: int, device: str) -> _Constants:
-    return _Constants(sample_rate, torch.device(device))
+def _constants(sample_rate: int, library: str, device: str) -> _Constants:
+    return _Constants(sample_rate, ops_for(device, library))
 
 
-def _pieces(frames: int, block: int, device: torch.device) -> Iterator[slice]:
-    """Frame ranges covering `frames`: cache-sized on the CPU, all at once on a GPU."""
-    if device.type != "cpu":
-        yield from [slice(0, frames)] if frames else []
+def _pieces(frames: int, block: int, xp: Ops) -> Iterator[tuple[int, int]]:
+    """(first, count) frame ranges covering `frames`: cache-sized on the CPU, all at once on a GPU."""
+    if xp.device != "cpu":
+        yield from [(0, frames)] if frames else []
         return
     rows = max(1, _CPU_PIECE // block)
     for i in range(0, frames, rows):
-        yield slice(i, min(i + rows, frames))
+        yield i, min(rows, frames - i)
 
 
-def _frames(x: torch.Tensor, rows: slice, block: int, step: int) -> torch.Tensor:
-    """Frames rows.start..rows.stop-1 of x [..., L], frame k = x[k*step : k*step+block] (a view)."""
-    return x[..., rows.start * step : (rows.stop - 1) * step + block].unfold(-1, block, step)
-
-
-def _magnitudes(spectrum: torch.Tensor, out: torch.Tensor) -> None:
-    """out = |spectrum[..., :bins]|, computed in out's dtype (the fastest form found here)."""
-    squares = torch.view_as_real(spectrum[..., : out.shape[-1]]).square()
-    torch.add(squares[..., 0], squares[..., 1], out=out)
-    out.sqrt_()
-
-
-def _mfcc(seg: torch.Tensor, c: _Constants, n: int) -> torch.Tensor:
-    """[B, n, 20] qm-mfcc coefficients of segments [B, CONTEXT + n*MFCC_STEP]."""
-    mags = seg.new_empty(seg.shape[0], n, c.filterbank.shape[0])
-    for rows in _pieces(n, MFCC_BLOCK, seg.device):
-        frames = _frames(seg, rows, MFCC_BLOCK, MFCC_STEP)
-        _magnitudes(torch.fft.rfft(frames * c.mfcc_window), mags[:, rows])
+def _mfcc(xp: Ops, seg: Array, c: _Constants, n: int) -> Array:
+    """[B, n, 20] qm-mfcc coefficients of segments [B, CONTEXT + n*MFCC_STEP] (the float64
+    window promotes the frames: see the module's note on precision)."""
+    mags = xp.empty((seg.shape[0], n, c.filterbank.shape[0]))
+    for first, count in _pieces(n, MFCC_BLOCK, xp):
+        frames = xp.frames(seg, first, count, MFCC_BLOCK, MFCC_STEP)
+        xp.magnitude(xp.rfft(frames * c.mfcc_window), mags[:, first : first + count])
     energy = mags @ c.filterbank
-    log = torch.where(energy > 0, energy.log10(), 0.0)
+    log = xp.where(energy > 0, xp.log10(energy), 0.0)
     return log @ c.dct
 
 
-def _contrast_magnitudes(seg: torch.Tensor, c: _Constants, n: int) -> torch.Tensor:
-    """[B, n, 512] float32 |X| of the spectral-contrast frames (FFT in float64)."""
+def _contrast_magnitudes(xp: Ops, seg: Array, c: _Constants, n: int) -> Array:
+    """[B, 512, n] float32 |X| of the spectral-contrast frames, bins first (what the top-k
+    selection wants); the FFT runs in float64, as the float64 window promotes the frames."""
     sc = seg[..., CONTEXT - SC_STEP :]  # SC frame k starts SC_STEP before its centre
-    mags = seg.new_empty(seg.shape[0], n, SC_BLOCK // 2)
-    for rows in _pieces(n, SC_BLOCK, seg.device):
-        frames = _frames(sc, rows, SC_BLOCK, SC_STEP).to(torch.float64)
-        _magnitudes(torch.fft.rfft(frames * c.sc_window), mags[:, rows])
+    mags = xp.empty((seg.shape[0], SC_BLOCK // 2, n))
+    for first, count in _pieces(n, SC_BLOCK, xp):
+        frames = xp.frames(sc, first, count, SC_BLOCK, SC_STEP)
+        xp.magnitude(xp.rfft(frames * c.sc_window), mags[..., first : first + count].swapaxes(1, 2))
     return mags
 
 
-def _exchange(
-    regs: Iterable[torch.Tensor], y: torch.Tensor, spare: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pass y down registers sorted descending: each keeps the larger, y goes on with the smaller.
-
-    In place, with `spare` as scratch; returns (what fell out at the bottom, a free buffer).
-    """
-    for r in regs:
-        torch.minimum(r, y, out=spare)
-        torch.maximum(r, y, out=r)
+def _exchange(xp: Ops, regs: Array, y: Array, spare: Array) -> tuple[Array, Array]:
+    """Pass y down registers regs[0], regs[1], ... (sorted descending): each keeps the larger,
+    y goes on with the smaller. In place, with `spare` as scratch; returns (what fell out at the
+    bottom, a free buffer)."""
+    for j in range(len(regs)):
+        r = regs[j]
+        xp.minimum(r, y, out=spare)
+        xp.maximum(r, y, out=r)
         y, spare = spare, y
     return y, spare
 
 
-def _fold(regs: torch.Tensor, k: int, dim: int, lanes: int) -> torch.Tensor:
-    """Halve the lanes (along `dim`) of registers [k, ...] down to `lanes`, merging sorted lists."""
-    while regs.shape[dim] > lanes:
-        half = regs.shape[dim] // 2
-        lower, upper = regs.narrow(dim, 0, half), regs.narrow(dim, half, half)
-        spare = torch.empty_like(lower[0])
+def _fold(xp: Ops, regs: Array, k: int) -> Array:
+    """Halve the lanes (dim -2) of registers [k, ..., lanes, rows] down to one, merging sorted
+    lists; the halves are whole rows, so every op stays contiguous."""
+    while regs.shape[-2] > 1:
+        half = regs.shape[-2] // 2
+        lower, upper = regs[..., :half, :], regs[..., half:, :]
+        spare = xp.empty_like(lower[0])
         for j in range(k):  # the j-th largest of the upper half lands at j or below
-            _, spare = _exchange(lower[j:], upper[j], spare)
+            _, spare = _exchange(xp, lower[j:], upper[j], spare)
         regs = lower
     return regs
 
 
-def _extreme_sums(band: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per row of band [n, w] (w a multiple of 32), the sums of its k largest and k smallest.
+def _extreme_sums(xp: Ops, band: Array, k: int) -> tuple[Array, Array]:
+    """Per column of band [..., w, n] (w a multiple of 32), the sums of its k largest and k
+    smallest values: [..., n] each.
 
-    torch.topk costs ~2 us per row on a CPU, more than the FFT; here every op is a wide
-    elementwise compare-exchange on preallocated buffers. Rows are stacked with their negation
-    (smallest = -largest of -x). Each of 32 lanes (columns j, j+32, ...) keeps its k largest in
-    sorted registers; then the lanes fold in halves, merging sorted lists, down to one lane.
-    Short lanes are slow (a cost per row per op), so after the first fold the registers are
-    transposed to put the rows innermost.
+    A sort or top-k per frame costs more than the FFT (~2 us a frame in torch); here every op
+    is a wide elementwise compare-exchange on preallocated buffers. Frames are stacked with
+    their negation (smallest = -largest of -x). Each of 32 lanes (bins j, j+32, ...) keeps its k
+    largest in sorted registers; then the lanes fold in halves, merging sorted lists, down to
+    one lane. With bins first, every op runs over whole rows of frames.
     """
-    n = band.shape[0]
-    regs = band.new_empty(k, 2 * n, _LANES)
-    y, spare = band.new_empty(2 * n, _LANES), band.new_empty(2 * n, _LANES)
+    *lead, w, n = band.shape
+    regs = xp.empty((k, *lead, _LANES, 2 * n), band.dtype)
+    y, spare = xp.empty((*lead, _LANES, 2 * n), band.dtype), xp.empty((*lead, _LANES, 2 * n), band.dtype)
     filled = 0
-    for s in band.unflatten(1, (-1, _LANES)).unbind(1):
-        y[:n].copy_(s)
-        torch.neg(s, out=y[n:])
-        y, spare = _exchange(regs[:filled], y, spare)
+    for i in range(0, w, _LANES):
+        strip = band[..., i : i + _LANES, :]
+        xp.copy_(y[..., :n], strip)
+        xp.negative(strip, out=y[..., n:])
+        y, spare = _exchange(xp, regs[:filled], y, spare)
         if filled < k:
-            regs[filled].copy_(y)
+            xp.copy_(regs[filled], y)
             filled += 1
-    regs[filled:].fill_(-math.inf)  # lanes shorter than k (the fold fills them from others)
-    regs = _fold(regs, k, dim=2, lanes=_LANES // 2).transpose(1, 2).contiguous()
-    total = _fold(regs, k, dim=1, lanes=1).sum(0)[0]
-    return total[:n], -total[n:]
+    xp.fill_(regs[filled:], -math.inf)  # lanes shorter than k (the fold fills them from others)
+    total = _fold(xp, regs, k).sum(0)[..., 0, :]
+    return total[..., :n], -total[..., n:]
 
 
-def _contrast(mags: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Peaks and valleys [B, n, 7]: means of each band's k largest and k smallest magnitudes."""
-    flat = mags.reshape(-1, mags.shape[-1])
+def _contrast(xp: Ops, mags: Array) -> tuple[Array, Array]:
+    """Peaks and valleys [B, n, 7] of magnitudes [B, bins, n]: means of each band's k largest
+    and k smallest magnitudes."""
     peaks, valleys = [], []
     for first, end, k in contrast_bands():
-        band = flat[:, first:end]
+        band = mags[..., first:end, :]
         if k == 1:
-            peaks.append(band.amax(1))
-            valleys.append(band.amin(1))
+            peaks.append(xp.amax(band, -2))
+            valleys.append(xp.amin(band, -2))
             continue
-        largest, smallest = _extreme_sums(band, k)
+        largest, smallest = _extreme_sums(xp, band, k)
         peaks.append(largest / k)
         valleys.append(smallest / k)
-    shape = (*mags.shape[:-1], SC_BANDS)
-    return torch.stack(peaks, 1).reshape(shape), torch.stack(valleys, 1).reshape(shape)
+    return xp.stack(peaks, -1), xp.stack(valleys, -1)
 
 
-def segment_features(seg: torch.Tensor, sample_rate: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def segment_features(xp: Ops, seg: Array, sample_rate: int) -> tuple[Array, Array, Array]:
     """mfcc [B, T, 20], peaks and valleys [B, 2T, 7] of float32 segments [B, CONTEXT + T*1024].
 
     The frames are those centred on the segment's new samples (after the CONTEXT history).
@@ -239,56 +239,62 @@ def segment_features(seg: torch.Tensor, sample_rate: int) -> tuple[torch.Tensor,
     n_new = seg.shape[-1] - CONTEXT
     if n_new % PAD_MULTIPLE:
         raise ValueError(f"segment of {n_new} new samples is not a multiple of {PAD_MULTIPLE}")
-    c = _constants(sample_rate, str(seg.device))
-    if seg.device.type == "cpu" and len(seg) > 1:
-        parts = [segment_features(one[None], sample_rate) for one in seg]
-        return tuple(torch.cat(p) for p in zip(*parts, strict=True))  # type: ignore[return-value]
-    mfcc = _mfcc(seg, c, n_new // MFCC_STEP)
-    peaks, valleys = _contrast(_contrast_magnitudes(seg, c, n_new // SC_STEP))
+    if xp.device == "cpu" and len(seg) > 1:
+        parts = [segment_features(xp, seg[i : i + 1], sample_rate) for i in range(len(seg))]
+        return tuple(xp.concat(p) for p in zip(*parts, strict=True))  # type: ignore[return-value]
+    c = _constants(sample_rate, xp.name, xp.device)
+    mfcc = _mfcc(xp, seg, c, n_new // MFCC_STEP)
+    peaks, valleys = _contrast(xp, _contrast_magnitudes(xp, seg, c, n_new // SC_STEP))
     return mfcc, peaks, valleys
 
 
-def _padded(chunks: np.ndarray, device: torch.device) -> torch.Tensor:
+def _padded(xp: Ops, chunks: np.ndarray) -> Array:
     """Chunks [B, n] as segments: CONTEXT zeros, the samples, zeros up to a multiple of 1024."""
     batch, n = chunks.shape
     total = CONTEXT + math.ceil(n / PAD_MULTIPLE) * PAD_MULTIPLE
-    seg = torch.zeros(batch, total, device=device)
-    seg[:, CONTEXT : CONTEXT + n] = torch.from_numpy(np.ascontiguousarray(chunks, np.float32))
+    seg = xp.zeros((batch, total))
+    seg[:, CONTEXT : CONTEXT + n] = xp.asarray(chunks)
     return seg
 
 
 class NativeBackend:
-    """The default backend: torch on CUDA when available, else on the CPU."""
+    """The default backend: numpy on the CPU, torch on a GPU.
+
+    `device` is "cpu" or "cuda" (a torch.device is read by its name); `library` (numpy | torch)
+    overrides the choice, e.g. torch on the CPU to compare the two.
+    """
 
     name = NAME
 
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
+    def __init__(self, device: object = "cpu", library: str | None = None) -> None:
+        self.xp = ops_for(getattr(device, "type", None) or str(device), library)
 
     def batch(self, chunks: np.ndarray, sample_rate: int) -> FeatureBatch:
         """Features of equal-length mono chunks [B, n], each treated as a file of its own."""
         if chunks.ndim != 2:
             raise ValueError(f"chunks must be [B, n], got shape {chunks.shape}")
-        with torch.inference_mode():
-            mfcc, peaks, valleys = segment_features(_padded(chunks, self.device), sample_rate)
-        return FeatureBatch(mfcc.cpu().numpy(), peaks.cpu().numpy(), valleys.cpu().numpy())
+        xp = self.xp
+        with xp.context():
+            mfcc, peaks, valleys = segment_features(xp, _padded(xp, chunks), sample_rate)
+            return FeatureBatch(xp.to_numpy(mfcc), xp.to_numpy(peaks), xp.to_numpy(valleys))
 
     def whole_file(self, path: str | Path, sample_rate: int | None) -> dict[str, np.ndarray]:
         """A whole file, streamed: one decode block plus CONTEXT samples in memory at a time."""
         info = audio.probe(path)
         sr = sample_rate or info.sample_rate
-        parts: list[tuple[torch.Tensor, ...]] = []
-        history = torch.zeros(1, CONTEXT, device=self.device)
+        xp = self.xp
+        parts: list[tuple[np.ndarray, ...]] = []
+        history = xp.zeros((1, CONTEXT))
         n = 0
-        with torch.inference_mode():
+        with xp.context():
             for block in audio.stream(path, sr, _STREAM_BLOCK, info):
                 n += len(block)
-                seg = torch.cat([history, _padded(block[None], self.device)[:, CONTEXT:]], 1)
-                parts.append(tuple(t[0].cpu() for t in segment_features(seg, sr)))
-                history = seg[:, -CONTEXT:].clone()  # not a view: the block can go
+                seg = xp.concat([history, _padded(xp, block[None])[:, CONTEXT:]], 1)
+                parts.append(tuple(xp.to_numpy(t[0]) for t in segment_features(xp, seg, sr)))
+                history = xp.copy(seg[:, -CONTEXT:])  # not a view: the block can go
         if not parts:
             raise AudioError(f"{path}: no audio decoded")
-        mfcc, peaks, valleys = (torch.cat(p).numpy() for p in zip(*parts, strict=True))
+        mfcc, peaks, valleys = (np.concatenate(p) for p in zip(*parts, strict=True))
         return {
             "mfcc": mfcc,
             "mfcc_timestamps": np.arange(len(mfcc)) * MFCC_STEP / sr,
