@@ -115,8 +115,37 @@ def test_shell_completion_imports_no_torch(tmp_path: Path) -> None:
     assert not set(BARE) & modules, sorted(set(BARE) & modules)
 
 
-def test_the_probe_sees_torch_where_a_command_does_math(tmp_path: Path, audio_file) -> None:
-    """The check can fail: `genre features` computes tensors, and the probe sees torch."""
+def test_cpu_feature_math_imports_no_torch(dataset: Path, tmp_path: Path, audio_file) -> None:
+    """On the CPU the native math is numpy's: extraction (2 worker threads) and `genre features`
+    write their features without torch."""
+    config = tmp_path / "cpu.toml"
+    config.write_text('[features]\ndevice = "cpu"\n')
+    ws = tmp_path / "ws"
+    args = ("extract", "--dataset", str(dataset), "--workers", "2", "--config", str(config))
+    code, modules, _ = imported(tmp_path, *args, "--workspace", str(ws))
+    assert code == 0 and "torch" not in modules, sorted(set(HEAVY) & modules)
+    assert len(list((ws / "features").glob("*/*.npz"))) == 2  # both songs really extracted
     song = audio_file(tmp_path / "s.wav", 11.0)
-    code, modules, _ = imported(tmp_path, "features", str(song), "--out", str(tmp_path / "f.npz"))
-    assert code == 0 and "torch" in modules
+    out = tmp_path / "f.npz"
+    code, modules, _ = imported(tmp_path, "features", str(song), "--out", str(out), "--config", str(config))
+    assert code == 0 and out.exists() and "torch" not in modules
+
+
+def test_sonic_annotator_extraction_imports_no_torch(dataset: Path, tmp_path: Path, sonic_host: str) -> None:
+    config = tmp_path / "sonic.toml"
+    config.write_text(f'[features]\nbackend = "sonic-annotator"\nsonic_annotator = "{sonic_host}"\n')
+    ws = tmp_path / "ws"
+    args = ("extract", "--dataset", str(dataset), "--config", str(config), "--workspace", str(ws))
+    code, modules, _ = imported(tmp_path, *args)
+    assert code == 0 and "torch" not in modules, sorted(set(HEAVY) & modules)
+    assert len(list((ws / "features").glob("*/*.npz"))) == 2
+
+
+def test_the_probe_sees_torch_where_a_command_needs_it(tmp_path: Path, audio_file) -> None:
+    """The check can fail: features.device = cuda asks torch for a GPU (an error without one)."""
+    song = audio_file(tmp_path / "s.wav", 11.0)
+    config = tmp_path / "cuda.toml"
+    config.write_text('[features]\ndevice = "cuda"\n')
+    out = tmp_path / "f.npz"
+    code, modules, _ = imported(tmp_path, "features", str(song), "--out", str(out), "--config", str(config))
+    assert "torch" in modules and code in (0, 1)
