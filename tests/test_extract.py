@@ -154,3 +154,25 @@ def test_cli_lists_failures_with_exit_1(tmp_path: Path) -> None:
     assert "failed songs:" in proc.stderr and "empty.mp3" in proc.stderr and "empty file" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stdout == ""
+
+
+def test_prefetch_stores_what_extraction_stores(ds_root: Path, tmp_path: Path) -> None:
+    """A cold query's prefetch thread (core/prefetch.py) writes the very entry `extract` does:
+    its failures are silent by design, so this is where a broken prefetch shows."""
+    import threading
+
+    from genre_erkennung.core import prefetch
+
+    s = _settings()
+    song = next(x for x in dataset.scan(ds_root).songs if x.path.suffix == ".mp3")
+    thread = prefetch.start(str(song.path), s, Workspace(tmp_path / "early"), threading.Event())
+    assert thread is not None
+    thread.join(60)
+    early = store_for(Workspace(tmp_path / "early"), s).load(song.key)
+    extract([song], s, Workspace(tmp_path / "late"))
+    late = store_for(Workspace(tmp_path / "late"), s).load(song.key)
+    assert early.chunks == late.chunks == 3
+    for name in ("mfcc", "contrast_peaks", "contrast_valleys", "starts", "lengths"):
+        np.testing.assert_array_equal(getattr(early, name), getattr(late, name), err_msg=name)
+    missing = str(tmp_path / "missing.mp3")
+    assert prefetch.start(missing, s, Workspace(tmp_path / "x"), threading.Event()) is None
