@@ -121,7 +121,7 @@ def main() -> None:
         old.batch(chunks, RATE)
         rows.append(
             (
-                f"feature math at {args.against_rev[:10]}",
+                f"feature math, torch at {args.against_rev[:10]}",
                 best_of(args.repeat, lambda: old.batch(chunks, RATE)),
                 seconds,
             )
