@@ -241,7 +241,7 @@ def segment_features(xp: Ops, seg: Array, sample_rate: int) -> tuple[Array, Arra
         raise ValueError(f"segment of {n_new} new samples is not a multiple of {PAD_MULTIPLE}")
     if xp.device == "cpu" and len(seg) > 1:
         parts = [segment_features(xp, seg[i : i + 1], sample_rate) for i in range(len(seg))]
-        return tuple(xp.concat(p) for p in zip(*parts, strict=True))  # type: ignore[return-value]
+        return tuple(xp.concat(p) for p in zip(*parts, strict=True))
     c = _constants(sample_rate, xp.name, xp.device)
     mfcc = _mfcc(xp, seg, c, n_new // MFCC_STEP)
     peaks, valleys = _contrast(xp, _contrast_magnitudes(xp, seg, c, n_new // SC_STEP))

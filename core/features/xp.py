@@ -11,11 +11,45 @@ from __future__ import annotations
 import contextlib
 import ctypes
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 Array = Any  # np.ndarray or torch.Tensor: the math never mixes the two
+
+
+class Ops(Protocol):
+    """What native.py calls: `NumpyOps` or `TorchOps`."""
+
+    name: str
+    device: str
+    float32: Any
+    float64: Any
+    # numpy's ufuncs and functions, torch's functions: called as minimum(a, b, out=c) etc.
+    minimum: Any
+    maximum: Any
+    negative: Any
+    add: Any
+    amax: Any
+    amin: Any
+    where: Any
+    stack: Any
+    concat: Any
+
+    def asarray(self, x: np.ndarray, dtype: Any = None) -> Array: ...
+    def to_numpy(self, x: Array) -> np.ndarray: ...
+    def empty(self, shape: tuple[int, ...], dtype: Any = None) -> Array: ...
+    def zeros(self, shape: tuple[int, ...], dtype: Any = None) -> Array: ...
+    def empty_like(self, x: Array) -> Array: ...
+    def copy(self, x: Array) -> Array: ...
+    def copy_(self, dst: Array, src: Array) -> None: ...
+    def fill_(self, x: Array, value: float) -> None: ...
+    def contiguous(self, x: Array) -> Array: ...
+    def frames(self, x: Array, first: int, count: int, block: int, step: int) -> Array: ...
+    def rfft(self, x: Array) -> Array: ...
+    def magnitude(self, spectrum: Array, out: Array) -> None: ...
+    def log10(self, x: Array) -> Array: ...
+    def context(self) -> contextlib.AbstractContextManager: ...
 
 
 class NumpyOps:
@@ -148,9 +182,6 @@ class TorchOps:
 
     def context(self) -> contextlib.AbstractContextManager:
         return self.torch.inference_mode()
-
-
-Ops = NumpyOps | TorchOps
 
 
 def ops_for(device: str, library: str | None = None) -> Ops:
