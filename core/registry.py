@@ -292,12 +292,15 @@ def remove(workspace: Workspace, name: str) -> Path:
 
 def check_features(card: ModelCard, settings: Settings) -> None:
     """Refuse a model whose features differ from what the current settings compute."""
+    from .features import COMPATIBLE
     from .store import config_key, feature_config
 
     if card.features.config_key == config_key(settings):
         return
     want, trained = feature_config(settings), card.features.config
     diff = sorted(k for k in set(want) | set(trained) if want.get(k) != trained.get(k))
+    if diff == ["feature_version"] and (trained.get("backend"), trained.get("feature_version")) in COMPATIBLE:
+        return
     detail = "; ".join(f"{k}: model {trained.get(k)!r}, now {want.get(k)!r}" for k in diff[:4])
     raise ModelError(
         f"model {card.name!r} was trained on other features ({detail or 'config key'}):"

@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 from train_helpers import features, make_dataset
 
 from genre_erkennung.core import registry
+from genre_erkennung.core.card import ModelCard
 from genre_erkennung.core.config import Settings
 from genre_erkennung.core.errors import ModelError
 from genre_erkennung.core.predict import predict_chunks
@@ -190,3 +191,28 @@ def test_check_features_refuses_a_mismatching_model(trained: tuple[Workspace, Tr
         card, features=dataclasses.replace(card.features, config_key=config_key(settings))
     )
     registry.check_features(matching, settings)
+
+
+def test_a_model_on_native_features_version_1_is_queried_with_todays(
+    trained: tuple[Workspace, TrainResult, Path],
+) -> None:
+    from genre_erkennung.core.store import feature_config
+
+    settings = Settings()
+    now = feature_config(settings)
+    card = trained[1].card
+
+    def trained_on(config: dict) -> ModelCard:
+        return dataclasses.replace(
+            card, features=dataclasses.replace(card.features, config_key="v1", config=config)
+        )
+
+    registry.check_features(trained_on({**now, "feature_version": 1}), settings)  # only float32 FFT noise
+    with pytest.raises(ModelError, match="feature_version: model 0, now 2"):
+        registry.check_features(trained_on({**now, "feature_version": 0}), settings)
+    sonic = Settings()
+    sonic.features.backend = "sonic-annotator"
+    old_sonic = {**feature_config(sonic), "feature_version": 0}
+    with pytest.raises(ModelError, match="trained on other features"):
+        registry.check_features(trained_on(old_sonic), sonic)
+    assert feature_config(sonic)["feature_version"] == 1  # the plugins' numbers did not change

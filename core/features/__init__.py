@@ -19,9 +19,17 @@ if TYPE_CHECKING:
     from ..workspace import Workspace
     from .musicnn import MusicnnBackend
 
-#: Bump when the numbers change; part of the store's config key. 2: the MFCC's FFT in float64
-#: (numpy on the CPU, torch on a GPU), which moved tonal frames' upper coefficients (native.py).
+#: Bump when a backend's numbers change; part of the store's config key. Native 2: the MFCC's
+#: FFT in float64 (numpy on the CPU, torch on a GPU), which moved tonal frames' upper
+#: coefficients (native.py). sonic-annotator's numbers come from the plugins: still 1.
 FEATURE_VERSION = 2
+VERSIONS = {"native": FEATURE_VERSION, "sonic-annotator": 1}
+
+#: (backend, version) pairs whose models are queried with today's features. Native 1 differs
+#: from 2 only in float32 FFT noise at the floor of tonal frames' upper mel bands, where version
+#: 1 itself never agreed between FFT libraries (MKL on the CPU, cuFFT on a GPU): a model trained
+#: on it keeps working, and only new stores use the new key.
+COMPATIBLE = {("native", 1)}
 
 MFCC_TRANSFORM = "vamp:qm-vamp-plugins:qm-mfcc:coefficients"
 PEAKS_TRANSFORM = "vamp:bbc-vamp-plugins:bbc-spectral-contrast:peaks"
@@ -77,7 +85,7 @@ def feature_params(settings: FeatureSettings) -> dict:
     contrast = {"block": 1024, "step": 512, "alpha": 0.02, "numBands": 7, **hann}
     return {
         "backend": settings.backend,
-        "feature_version": FEATURE_VERSION,
+        "feature_version": VERSIONS[settings.backend],
         "transforms": {
             MFCC_TRANSFORM: {
                 "block": 2048,
