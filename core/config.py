@@ -46,6 +46,9 @@ class FeatureSettings:
     sonic_annotator: str = _opt("", doc="path of the sonic-annotator binary ('' = search PATH)")
     device: str = _opt("auto", choices=("auto", "cpu", "cuda"))
     musicnn: str = _opt("msd", choices=("msd", "mtt"), doc="musicnn weights: msd or mtt")
+    musicnn_resampler: str = _opt(
+        "soxr-hq", choices=("soxr-hq", "kaiser-best"), doc="musicnn's resampler to 16 kHz"
+    )
 
 
 @dataclass

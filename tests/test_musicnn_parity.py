@@ -8,6 +8,11 @@ Tolerances (issue 14), each measured on the 9 golden signals x 2 checkpoints:
 - end to end, from the golden WAV through our ffmpeg decode and soxr HQ resampler: audio equal
   to `audio_16k` within 1e-6 (measured: bit-identical), and each patch's embedding correlating
   >= 0.99 with `penultimate_fixed` (measured: > 0.99999, max abs error < 3e-5).
+- the kaiser-best resampler (core/pretrained/kaiser.py): with resampy 0.4.3's filter, the golden
+  WAVs through our decode equal the `_kaiser_reflect` files' `audio_16k` within 2e-6 (measured
+  8.3e-7; float32 sums in another order); the training filter's table (resampy 0.2.1's, the one
+  the option uses) equals values read from resampy 0.2.1's kaiser_best.npz within 1e-15
+  (measured over the whole table: 2.2e-16).
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ import torch
 from pretrained_helpers import SIGNALS, WAVS, golden, installed_workspace
 
 from genre_erkennung.core import audio
-from genre_erkennung.core.pretrained import mel
-from genre_erkennung.core.pretrained.embed import Embedder
+from genre_erkennung.core.pretrained import kaiser, mel
+from genre_erkennung.core.pretrained.embed import Embedder, signal_patches
 
 MODELS = ("MSD", "MTT")
 NET_TOL = 1e-3
@@ -129,3 +134,49 @@ def test_chunk_embedding_is_the_mean_of_its_patches_without_padding(embedders: d
         assert np.allclose(got.std[i], per_patch.std(0), atol=1e-6)
         assert np.allclose(got.tags[i], tags.mean(0), atol=1e-6)
     assert got.mean.shape == (2, 200) and got.tags.shape == (2, 50)
+
+
+def test_kaiser_resampler_matches_resampy_on_the_golden_audio() -> None:
+    """The algorithm, with the filter resampy 0.4.3 calls kaiser_best (the golden files' one)."""
+    for signal in SIGNALS:
+        g = golden(signal, "MSD", kaiser=True)["audio_16k"]
+        wav = WAVS / f"{signal}.wav"
+        rate = audio.probe(wav).sample_rate
+        y16 = kaiser.resample(audio.decode(wav, rate), rate, mel.SR, kaiser.RESAMPY_043)
+        assert len(g) - len(y16) in (0, 1), signal  # resampy floors, librosa pads with zeros
+        assert np.abs(y16 - g[: len(y16)]).max() <= 2e-6, signal
+        assert not g[len(y16) :].any()
+
+
+#: resampy 0.2.1's data/kaiser_best.npz `half_window` at these indices (32769 values in all)
+RESAMPY_021_TABLE = {
+    0: 0.9475937167399596,
+    1: 0.947588371269956,
+    256: 0.6341878970614925,
+    512: 0.05207910617885589,
+    700: -0.18581379877062498,
+    5000: -0.01973830271925152,
+    16384: 0.0012568036285549463,
+    30000: -1.269810245654849e-06,
+    32768: 1.6401183069347287e-08,
+}
+
+
+def test_training_filter_is_resampy_021_kaiser_best() -> None:
+    table = kaiser.half_window(kaiser.TRAINING)
+    assert table.shape == (32769,)
+    for i, value in RESAMPY_021_TABLE.items():
+        assert abs(table[i] - value) <= 1e-15, i
+
+
+def test_kaiser_best_option_resamples_and_pads_as_in_training() -> None:
+    """resampler "kaiser-best": the training filter, then reflect STFT padding (librosa 0.7)."""
+    rng = np.random.default_rng(5)
+    rate = 44100
+    x = (rng.standard_normal(4 * rate + 7) * 0.1).astype(np.float32)
+    y16 = mel.resample(x, rate, "kaiser-best")
+    assert len(y16) == 64003 and y16[-1] == 0  # ceil(n * 16000 / 44100), the tail padded
+    assert np.array_equal(y16[:-1], kaiser.resample(x, rate, mel.SR))
+    want = mel.patches(mel.log_mel(y16, "reflect"))
+    assert np.array_equal(signal_patches(x, rate, "kaiser-best"), want)
+    assert not np.allclose(signal_patches(x, rate), want, atol=0.1)  # soxr HQ differs

@@ -2,9 +2,9 @@
 
 Chunks are the project's own (decode at `audio.sample_rate`, `audio.chunk_seconds` pieces, the
 same starts and true lengths), so votes, the store and queries work as for the other backends.
-Each chunk's true length is resampled to 16 kHz (soxr HQ), cut into 3-s patches and embedded
-(see core/pretrained/embed.py); an entry holds per chunk the mean and std of the patch
-embeddings and the mean tag scores:
+Each chunk's true length is resampled to 16 kHz (soxr HQ; `features.musicnn_resampler`), cut
+into 3-s patches and embedded (see core/pretrained/embed.py); an entry holds per chunk the mean
+and std of the patch embeddings and the mean tag scores:
 
     embedding [C, 200], embedding_std [C, 200], tags [C, 50], patches [C], starts, lengths
 """
@@ -35,6 +35,8 @@ def musicnn_params(settings: FeatureSettings) -> dict[str, Any]:
     """What changes the stored numbers (the store's config key), and what a card shows."""
     from ..pretrained.install import MUSICNN, VARIANTS
 
+    # the default's words are those of the first stores, so their key (and entries) stand
+    kaiser = settings.musicnn_resampler == "kaiser-best"
     return {
         "backend": NAME,
         "feature_version": MUSICNN_VERSION,
@@ -42,8 +44,14 @@ def musicnn_params(settings: FeatureSettings) -> dict[str, Any]:
             "variant": settings.musicnn,
             "checkpoint": VARIANTS[settings.musicnn][0],
             "weights": f"{MUSICNN.package}=={MUSICNN.version} sha256:{MUSICNN.sha256[:16]}",
-            "resampler": "soxr_hq to 16000 Hz",
-            "mel": {"n_fft": 512, "hop": 256, "n_mels": 96, "window": "hann periodic", "pad": "zeros"},
+            "resampler": "kaiser_best of resampy 0.2.1 to 16000 Hz" if kaiser else "soxr_hq to 16000 Hz",
+            "mel": {
+                "n_fft": 512,
+                "hop": 256,
+                "n_mels": 96,
+                "window": "hann periodic",
+                "pad": "reflect" if kaiser else "zeros",
+            },
             "compression": "float16, log10(10000 x + 1)",
             "patch_frames": 187,
             "pooling": "mean and std of patch embeddings per chunk (true length only)",
@@ -63,7 +71,8 @@ class MusicnnBackend:
         if workspace is None:
             raise GenreError("the musicnn backend needs a workspace to find its weights")
         self.variant = settings.musicnn
-        self.embedder = Embedder(workspace, settings.musicnn, pick_device(settings.device, "features.device"))
+        device = pick_device(settings.device, "features.device")
+        self.embedder = Embedder(workspace, settings.musicnn, device, settings.musicnn_resampler)
         self.device = self.embedder.device
 
     def whole_file(self, path: str | Path, sample_rate: int | None = None) -> dict[str, np.ndarray]:

@@ -45,10 +45,15 @@ class Embedder:
     """One musicnn variant ("msd" or "mtt") loaded from the workspace onto `device`."""
 
     def __init__(
-        self, workspace: Workspace, variant: str = "msd", device: torch.device | None = None
+        self,
+        workspace: Workspace,
+        variant: str = "msd",
+        device: torch.device | None = None,
+        resampler: str = "soxr-hq",
     ) -> None:
         state, entry = load_state(workspace, variant)
         self.variant = variant
+        self.resampler = resampler
         self.tags: list[str] = list(entry["tags"])
         self.device = device or torch.device("cpu")
         self.net = load_network({k: torch.from_numpy(v) for k, v in state.items()}, self.device)
@@ -72,7 +77,10 @@ class Embedder:
 
     def chunks(self, chunks: np.ndarray, lengths: np.ndarray, sample_rate: int) -> ChunkEmbeddings:
         """Embeddings of chunks [B, n] at `sample_rate`, each cut to its true length first."""
-        per_chunk = [signal_patches(c[: int(n)], sample_rate) for c, n in zip(chunks, lengths, strict=True)]
+        per_chunk = [
+            signal_patches(c[: int(n)], sample_rate, self.resampler)
+            for c, n in zip(chunks, lengths, strict=True)
+        ]
         counts = np.array([len(p) for p in per_chunk], dtype=np.int64)
         if (counts == 0).any():
             raise AudioError("a chunk holds no audio (nothing to embed)")
@@ -96,7 +104,7 @@ class Embedder:
         rate = info.sample_rate
         emb, tags, starts, n = [], [], [], 0
         for piece in audio.stream(path, rate, int(FILE_PIECE_SECONDS * rate), info):
-            e, t = self.patch_outputs(signal_patches(piece, rate))
+            e, t = self.patch_outputs(signal_patches(piece, rate, self.resampler))
             emb.append(e)
             tags.append(t)
             starts.append(n / rate + np.arange(len(e)) * PATCH_SECONDS)
@@ -113,6 +121,7 @@ class Embedder:
         }
 
 
-def signal_patches(signal: np.ndarray, sample_rate: int) -> np.ndarray:
+def signal_patches(signal: np.ndarray, sample_rate: int, resampler: str = "soxr-hq") -> np.ndarray:
     """Log-mel patches [P, 187, 96] of float32 mono audio at `sample_rate`."""
-    return mel.patches(mel.log_mel(mel.resample(signal, sample_rate)))
+    y16 = mel.resample(signal, sample_rate, resampler)
+    return mel.patches(mel.log_mel(y16, mel.PAD_MODES[resampler]))

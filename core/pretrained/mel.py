@@ -6,8 +6,11 @@ the Slaney mel filterbank (float32, float32 matmul), then float16 rounding and l
 in float32. numpy does this part on purpose: it is the library the reference used, so the mel
 matches to float32 rounding; it costs a few ms per 30-s chunk beside the network's seconds.
 
-Resampling to 16 kHz is libsoxr's HQ preset (python-soxr): the resampler librosa >= 0.10 uses,
-so the port reproduces the primary golden files, and a C library that needs no torch or scipy.
+Resampling to 16 kHz (`features.musicnn_resampler`) is libsoxr's HQ preset by default
+(python-soxr): the resampler librosa >= 0.10 uses, so the port reproduces the primary golden
+files, and a C library that needs no torch or scipy. "kaiser-best" is the checkpoints' training
+condition instead (librosa 0.7: resampy 0.2.1's kaiser_best, see kaiser.py, and reflect STFT
+padding).
 """
 
 from __future__ import annotations
@@ -21,16 +24,25 @@ N_FFT = 512
 HOP = 256
 N_MELS = 96
 PATCH = 187  # frames per patch: librosa.time_to_frames(3 s) + 1 (2.992 s)
+#: resampler -> the STFT padding that goes with it (librosa >= 0.10, and librosa 0.7 in training)
+PAD_MODES = {"soxr-hq": "constant", "kaiser-best": "reflect"}
 
 
-def resample(signal: np.ndarray, rate: int) -> np.ndarray:
+def resample(signal: np.ndarray, rate: int, resampler: str = "soxr-hq") -> np.ndarray:
     """float32 mono at `rate` -> 16 kHz, length ceil(n * 16000 / rate) as librosa's `fix`."""
     signal = np.ascontiguousarray(signal, dtype=np.float32)
     if rate == SR:
         return signal
-    import soxr
+    if resampler == "kaiser-best":
+        from . import kaiser
 
-    out = soxr.resample(signal, rate, SR, quality="soxr_hq").astype(np.float32, copy=False)
+        out = kaiser.resample(signal, rate, SR)
+    elif resampler == "soxr-hq":
+        import soxr
+
+        out = soxr.resample(signal, rate, SR, quality="soxr_hq").astype(np.float32, copy=False)
+    else:
+        raise ValueError(f"unknown resampler {resampler!r} (known: {', '.join(PAD_MODES)})")
     n = -(-len(signal) * SR // rate)
     if len(out) >= n:
         return out[:n]
