@@ -15,7 +15,10 @@ from conftest import genre_in_process, make_dataset
 from pretrained_helpers import WAVS, golden, installed_workspace
 
 from genre_erkennung.core import config as config_mod
-from genre_erkennung.core.store import FeatureStore, config_key
+from genre_erkennung.core import registry
+from genre_erkennung.core.pretrained.head import chunk_probabilities
+from genre_erkennung.core.store import EMBEDDING_ARRAYS, FeatureStore, config_key
+from genre_erkennung.core.workspace import Workspace
 
 GENRES = {"tone": ("sine", 330.0), "noise": ("pink", 0.0)}
 
@@ -133,3 +136,44 @@ def test_features_tags_rank_the_golden_taggram(setup: tuple[Path, Path, Path], t
     assert all(abs(s - float(truth[list(g["tags"]).index(t)])) < 1e-3 for t, s in doc["tags"])
     table = genre_in_process("features", WAVS / "sweep_44k.wav", "--format", "tags", "--workspace", ws)
     assert table.returncode == 0 and doc["tags"][0][0] in table.stdout
+
+
+def test_head_models_are_calibrated_and_can_be_uncertain(setup: tuple[Path, Path, Path]) -> None:
+    """Temperature scaling on the validation chunks, on the card, applied by queries (issue 13)."""
+    ws, ds, cfg = setup
+    short = cfg.with_name("short.toml")  # 2 epochs: far from saturated, so T = 1 is not optimal
+    short.write_text(cfg.read_text().replace("epochs = 40", "epochs = 2\nvalidation_share = 0.4"))
+    for kind in ("linear", "mlp"):
+        r = genre_in_process(
+            "train",
+            "--dataset",
+            ds,
+            "--workspace",
+            ws,
+            "--config",
+            short,
+            "--model",
+            kind,
+            "--name",
+            f"c-{kind}",
+        )
+        assert r.returncode == 0, r.stderr
+        cal = json.loads((ws / "models" / f"c-{kind}" / "model.json").read_text())["calibration"]
+        assert cal["chunks"] > 0 and cal["nll_after"] < cal["nll_before"] and cal["temperature"] != 1.0
+    loaded = registry.load(Workspace(ws), "c-linear")
+    arrays, meta = _store(ws, cfg).load_arrays(_store(ws, cfg).entries()[0], EMBEDDING_ARRAYS)
+    probs = chunk_probabilities(loaded, arrays, meta)[0]
+    loaded.card.calibration = None
+    raw = chunk_probabilities(loaded, arrays, meta)[0]
+    assert np.array_equal(probs.argmax(1), raw.argmax(1)) and not np.allclose(probs, raw)
+
+    strict = cfg.with_name("strict.toml")
+    strict.write_text(cfg.read_text() + "[query]\nmin_confidence = 0.999\n")
+    song = sorted((ds / "test" / "tone").iterdir())[0]
+    for config, uncertain in ((cfg, False), (strict, True)):
+        q = genre_in_process(
+            "query", song, "--model", "c-linear", "--json", "--workspace", ws, "--config", config
+        )
+        assert q.returncode == 0, q.stderr
+        v = json.loads(q.stdout)["results"][0]["verdict"]
+        assert v["uncertain"] is uncertain and 0.5 <= v["confidence"] < 0.999

@@ -5,7 +5,9 @@ Input per chunk: the mean of its 3-s patch embeddings (200 values, the measured 
 the project's: Adam, class weights, early stopping on validation songs drawn from the training
 split (`tensors.validation_split`), the same metrics, one EpochEnd per epoch; the whole data set
 sits in memory (a chunk is 200 floats). The card's baseline is a logistic regression on one mean
-embedding per song: what the per-chunk vote has to beat.
+embedding per song: what the per-chunk vote has to beat. As for the merged model, a temperature
+fitted on the validation chunks (core/calibrate.py) is stored on the card and divides every
+logit, so confidences and `query.min_confidence` mean the same for both kinds of model.
 
 These models live beside the frame-feature networks: `registry.load`, `train.train` and
 `predict.classify_file` hand them here by their kind.
@@ -26,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..calibrate import fit_temperature
 from ..card import Count, DatasetInfo, EpochStats, Features, Scores, Skipped, TrainingRun, decode
 from ..config import Settings
 from ..dataset import Dataset, Song
@@ -303,8 +306,12 @@ def train_head(
         raise Cancelled("training stopped before its first epoch ended; nothing was saved")
     model.load_state_dict(best)
     model.eval()
+    calibration = None
     with torch.no_grad():
-        probs = torch.softmax(model(scaled[1].x), dim=1).numpy()
+        if val is not None and len(val):
+            calibration = fit_temperature(model(val.x), val.labels)
+        t = calibration.temperature if calibration else 1.0
+        probs = torch.softmax(model(scaled[1].x) / t, dim=1).numpy()
     metrics = evaluate(probs, test.labels.numpy(), test.songs.numpy(), genres)
     base = song_baseline(train, test, genres, ts.balance)
     features = feature_config(settings)
@@ -341,6 +348,7 @@ def train_head(
             skipped=[Skipped(p, r) for p, r in skipped],
         ),
         versions=_versions(),
+        calibration=calibration,
     )
     path = registry.save(workspace, model, card)  # type: ignore[arg-type]
     return TrainResult(name, path, card, metrics, base, history, stopped)  # type: ignore[arg-type]
@@ -362,7 +370,8 @@ def chunk_probabilities(
     mean = torch.tensor(card.normalisation.mean, device=device)
     std = torch.tensor(card.normalisation.std, device=device)
     x = torch.from_numpy(arrays["embedding"]).to(device)
-    probs = torch.softmax(loaded.module(_standardise(x, mean, std)), dim=1).cpu().numpy()
+    logits = loaded.module(_standardise(x, mean, std)) / card.temperature  # 1 for older cards
+    probs = torch.softmax(logits, dim=1).cpu().numpy()
     return probs, top_tags(arrays["tags"], arrays["patches"], meta)
 
 

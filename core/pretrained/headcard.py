@@ -17,6 +17,7 @@ from typing import Any
 from ..card import (
     CLEAR_MARGIN,
     FORMAT_VERSION,
+    Calibration,
     CardError,
     DatasetInfo,
     EpochStats,
@@ -75,7 +76,12 @@ class HeadCard:
     dataset: DatasetInfo
     versions: dict[str, str]
     weights: Weights | None = None
+    calibration: Calibration | None = None  # None: probabilities are the raw softmax
     format_version: int = FORMAT_VERSION
+
+    @property
+    def temperature(self) -> float:
+        return self.calibration.temperature if self.calibration else 1.0
 
     @property
     def variant(self) -> str:
@@ -117,6 +123,8 @@ class HeadCard:
                 raise CardError(f"normalisation {key} is not {a.inputs} finite numbers")
         if min(n.std) <= 0:
             raise CardError("normalisation std holds values <= 0")
+        if self.calibration is not None and not self.calibration.temperature > 0:
+            raise CardError(f"calibration temperature {self.calibration.temperature!r} is not > 0")
 
 
 def is_head(data: Any) -> bool:
