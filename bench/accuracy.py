@@ -6,7 +6,10 @@
 Extracts what the store lacks, trains one model per seed (0 .. K-1) with the recipe's settings,
 and prints song accuracy (majority vote and mean probability), balanced accuracy (songs) and
 chunk accuracy as mean ± std (and min-max) over the seeds, beside the baseline every card
-carries (logistic regression on MFCC mean+std, fitted on the same training split), plus the
+carries, fitted on the same training split (the merged model's: logistic regression on MFCC
+mean+std; a linear/mlp head's: logistic regression on one mean musicnn embedding per song;
+`--recipe musicnn-linear|musicnn-mlp`, after `genre pretrained install musicnn --workspace W`,
+and `--set features.musicnn_resampler=kaiser-best` for the other resampler), plus the
 training time per seed and the load average. Timing belongs here, not in the tests; on a busy
 machine, compare recipes measured under similar load. The models are removed afterwards
 unless --keep is given. Meant for the real-music set (`bench/music/build.py`), split by source.
@@ -29,7 +32,9 @@ from genre_erkennung.core.dataset import scan_dataset
 from genre_erkennung.core.errors import GenreError
 from genre_erkennung.core.extract import extract
 from genre_erkennung.core.predict import predict_chunks, verdict
-from genre_erkennung.core.store import store_for
+from genre_erkennung.core.pretrained.head import chunk_probabilities
+from genre_erkennung.core.pretrained.headcard import HeadCard
+from genre_erkennung.core.store import EMBEDDING_ARRAYS, store_for
 from genre_erkennung.core.train import train
 from genre_erkennung.core.workspace import Workspace
 
@@ -41,6 +46,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "mask": {"training.time_mask": 0.2},
     "gain+mask": {"training.augment_gain_db": 6.0, "training.time_mask": 0.2},
     "acc-stop": {"training.early_stop": "accuracy"},
+    "musicnn-linear": {"features.backend": "musicnn", "training.model": "linear"},
+    "musicnn-mlp": {"features.backend": "musicnn", "training.model": "mlp"},
 }
 
 SCORES = (
@@ -123,10 +130,18 @@ def _verdicts(ws: Workspace, name: str, ds: Any, settings: config.Settings) -> l
     store = store_for(ws, settings)
     out = []
     for song in ds.usable("test"):
-        if store.has(song.key):
+        if not store.has(song.key):
+            continue
+        if isinstance(loaded.card, HeadCard):
+            arrays, meta = store.load_arrays(song.key, EMBEDDING_ARRAYS)
+            if not len(arrays["lengths"]):
+                continue
+            probs = chunk_probabilities(loaded, arrays, meta)[0]
+        else:
             e = store.load(song.key)
-            v = verdict(predict_chunks(loaded, e.mfcc, e.contrast_peaks, e.lengths), loaded.genres)
-            out.append((v.confidence, v.majority == song.genre))
+            probs = predict_chunks(loaded, e.mfcc, e.contrast_peaks, e.lengths)
+        v = verdict(probs, loaded.genres)
+        out.append((v.confidence, v.majority == song.genre))
     return out
 
 

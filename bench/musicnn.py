@@ -5,7 +5,8 @@
 
 Decodes a generated stereo MP3 (44.1 kHz) to f32 mono with the project's decode path, then
 embeds its 30-s chunks as the musicnn backend does (soxr HQ to 16 kHz, log-mel, 3-s patches,
-the network, mean per chunk), and separately times the preprocessing and the network alone.
+the network, mean per chunk), and separately times the preprocessing (with either resampler,
+`features.musicnn_resampler`) and the network alone.
 Prints seconds per audio second and realtime factors (by wall and by CPU time), best of
 --repeat runs. Installs musicnn into --workspace first if it is not there (pip download, or
 --wheel FILE). With --device cuda (a GPU at hand) the network runs there in float32.
@@ -60,6 +61,7 @@ def main() -> None:
     emb.chunks(chunks[:1], lengths[:1], RATE)  # warm-up: kernels, allocator, CUDA context
     embed = best_of(args.repeat, lambda: emb.chunks(chunks, lengths, RATE))
     prep = best_of(args.repeat, lambda: [signal_patches(c, RATE) for c in chunks])
+    kaiser = best_of(args.repeat, lambda: [signal_patches(c, RATE, "kaiser-best") for c in chunks])
     patches = np.concatenate([signal_patches(c, RATE) for c in chunks])
 
     def network() -> None:
@@ -81,6 +83,7 @@ def main() -> None:
         ("ffmpeg decode (mp3 -> f32 mono)", decode, decoded),
         ("musicnn embedding (all of it)", embed, seconds),
         ("  soxr + log-mel + patches", prep, seconds),
+        ("  (kaiser-best instead of soxr)", kaiser, seconds),
         ("  network alone", net, seconds),
     ):
         print(f"{name:33s}  {wall / length * 1000:8.3f} ms  {length / wall:8.0f}x   ({length / cpu:.0f}x)")
