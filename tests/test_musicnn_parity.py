@@ -180,3 +180,30 @@ def test_kaiser_best_option_resamples_and_pads_as_in_training() -> None:
     want = mel.patches(mel.log_mel(y16, "reflect"))
     assert np.array_equal(signal_patches(x, rate, "kaiser-best"), want)
     assert not np.allclose(signal_patches(x, rate), want, atol=0.1)  # soxr HQ differs
+
+
+def _direct(x: np.ndarray, rate_in: int, rate_out: int, f: kaiser.Filter) -> np.ndarray:
+    """The interpolation written output by output (slow; the reference for the matrix form)."""
+    scale = min(1.0, rate_out / rate_in)
+    step = int(scale * f.table)
+    win = kaiser.half_window(f) * (scale if rate_out < rate_in else 1.0)
+    delta = np.append(np.diff(win), 0.0)
+    y = np.zeros(len(x) * rate_out // rate_in)
+    for t in range(len(y)):
+        n, rest = divmod(t * rate_in, rate_out)
+        for side, frac in ((-1, scale * rest / rate_out), (1, scale - scale * rest / rate_out)):
+            offset, eta = int(frac * f.table), frac * f.table - int(frac * f.table)
+            idx = offset + np.arange((len(win) - offset) // step) * step
+            src = n - np.arange(len(idx)) if side < 0 else n + 1 + np.arange(len(idx))
+            ok = (src >= 0) & (src < len(x))
+            y[t] += ((win[idx] + eta * delta[idx])[ok] * x[src[ok]]).sum()
+    return y
+
+
+@pytest.mark.parametrize("rates", [(44100, 16000), (22050, 16000), (16001, 16000), (8000, 16000)])
+def test_kaiser_matrix_form_equals_the_direct_interpolation(rates: tuple[int, int]) -> None:
+    """Phase blocks (one at 44.1 kHz, many at 16001 Hz), the ends, and upsampling."""
+    x = (np.random.default_rng(7).standard_normal(700) * 0.3).astype(np.float32)
+    ours = kaiser.resample(x, *rates, kaiser.TRAINING)
+    want = _direct(x.astype(np.float64), *rates, kaiser.TRAINING)
+    assert ours.shape == want.shape and np.abs(ours - want).max() <= 1e-5

@@ -67,9 +67,27 @@ def _wing(win: np.ndarray, delta: np.ndarray, frac: float, step: int, table: int
     return win[idx] + eta * delta[idx]
 
 
+#: Most float32 entries of one block's kernel matrix (its phases share one matrix product).
+BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to resample rate_in -> rate_out: phase blocks of one matrix product each.
+
+    Output k = p + m * up (phase p) reads the padded input from `m * down + first[p] + 1` on,
+    `width` samples; a block of phases p0.. is then rows `m * down + lo` of the input times a
+    matrix whose column for phase p holds that phase's taps at row `first[p] + 1 - lo`."""
+
+    up: int
+    down: int
+    left: int  # taps before (and including) the input sample at or left of each output
+    span: int  # input samples one row of the widest block reads
+    blocks: tuple[tuple[int, int, np.ndarray], ...]  # (first phase, lo, matrix [rows, phases])
+
+
 @lru_cache(maxsize=8)
-def _kernels(rate_in: int, rate_out: int, f: Filter) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """(kernels [up, left + right] float32, each phase's first input offset, left, down)."""
+def plan(rate_in: int, rate_out: int, f: Filter) -> Plan:
     g = gcd(rate_in, rate_out)
     up, down = rate_out // g, rate_in // g
     ratio = rate_out / rate_in
@@ -82,15 +100,24 @@ def _kernels(rate_in: int, rate_out: int, f: Filter) -> tuple[np.ndarray, np.nda
         frac = scale * ((p * down) % up) / up
         wings.append((_wing(win, delta, frac, step, f.table), _wing(win, delta, scale - frac, step, f.table)))
     left = max(len(a) for a, _ in wings)
-    right = max(len(b) for _, b in wings)
-    kernels = np.zeros((up, left + right), dtype=np.float64)
-    for p, (a, b) in enumerate(wings):
-        kernels[p, left - len(a) : left] = a[::-1]  # x[n - i] for i = len(a)-1 .. 0
-        kernels[p, left : left + len(b)] = b  # x[n + 1 + k]
-    first = np.array([(p * down) // up for p in range(up)], dtype=np.int64)
-    kernels = kernels.astype(np.float32)
-    kernels.setflags(write=False)
-    return kernels, first, left, down
+    width = left + max(len(b) for _, b in wings)
+    first = [(p * down) // up + 1 for p in range(up)]
+    group = max(1, min(up, BLOCK // (width + down)))
+    blocks = []
+    for p0 in range(0, up, group):
+        phases = range(p0, min(up, p0 + group))
+        lo = first[p0]
+        matrix = np.zeros((first[phases[-1]] - lo + width, len(phases)), dtype=np.float64)
+        for j, p in enumerate(phases):
+            a, b = wings[p]
+            at = first[p] - lo + left
+            matrix[at - len(a) : at, j] = a[::-1]  # x[n - i] for i = len(a)-1 .. 0
+            matrix[at : at + len(b), j] = b  # x[n + 1 + k]
+        matrix = matrix.astype(np.float32)
+        matrix.setflags(write=False)
+        blocks.append((p0, lo, matrix))
+    span = max(lo + len(m) for _, lo, m in blocks)
+    return Plan(up, down, left, span, tuple(blocks))
 
 
 def resample(signal: np.ndarray, rate_in: int, rate_out: int, f: Filter = TRAINING) -> np.ndarray:
@@ -99,19 +126,16 @@ def resample(signal: np.ndarray, rate_in: int, rate_out: int, f: Filter = TRAINI
     n_out = len(x) * rate_out // rate_in
     if rate_in == rate_out:
         return x.copy()
-    kernels, first, left, down = _kernels(rate_in, rate_out, f)
-    up, width = kernels.shape
+    pl = plan(rate_in, rate_out, f)
+    rows = -(-n_out // pl.up)
     # zeros around the signal stand for resampy's clipping of each wing at the ends
-    pad = np.zeros(len(x) + width + down + left, dtype=np.float32)
-    pad[left : left + len(x)] = x
-    out = np.zeros(n_out, dtype=np.float32)
+    pad = np.zeros(rows * pl.down + pl.span, dtype=np.float32)
+    pad[pl.left : pl.left + len(x)] = x
+    out = np.empty((rows, pl.up), dtype=np.float32)
     item = pad.itemsize
-    for p in range(min(up, n_out)):
-        count = len(range(p, n_out, up))
-        # rows: the inputs n - left + 1 .. n + right of outputs p, p + up, ... (n = first + m * down)
-        start = int(first[p]) + 1
+    for p0, lo, matrix in pl.blocks:
         view = np.lib.stride_tricks.as_strided(
-            pad[start:], shape=(count, width), strides=(down * item, item), writeable=False
+            pad[lo:], shape=(rows, len(matrix)), strides=(pl.down * item, item), writeable=False
         )
-        out[p::up] = view @ kernels[p]
-    return out
+        out[:, p0 : p0 + matrix.shape[1]] = view @ matrix
+    return out.ravel()[:n_out]
