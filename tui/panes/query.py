@@ -1,9 +1,15 @@
 """Pane 4, Query: a URL or a path in, download progress, then per song a vote strip, the per-chunk
-probabilities and the verdict in large type; recent results stay listed."""
+probabilities and the verdict in large type; recent results stay listed.
+
+A folder goes to Ray when the session's engine is ray (the Extraction pane's engine row, or the
+config's `[cluster]`), as `genre query FOLDER --engine ray` does; a file or a URL is one song and
+always runs here, where Ray's start-up (seconds) would cost more than the song."""
 
 from __future__ import annotations
 
+import copy
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
@@ -141,16 +147,26 @@ class QueryPane(JobPane):
             self.status(Text("No model yet: train one first (tab 3).", style=tone(self, "text-warning")))
             return
         app = self.genre_app
+        settings = copy.deepcopy(app.settings)
+        cs = settings.cluster
+        on_ray = cs.engine == "ray" and Path(source).expanduser().is_dir()
+        where = (
+            (f" on Ray at {cs.address}" if cs.address else " on a Ray instance started here")
+            if on_ray
+            else ""
+        )
 
         def work(report: ev.Reporter, cancel: Any) -> tuple[list[str], Any]:
             from genre_erkennung.core import predict
 
             loaded = self._load(name)
-            report(ev.Message(f"Classifying {source} with {name}…"))
-            result = predict.query(
-                [source], loaded, app.settings, app.workspace, app.settings.query.max_items, report, cancel
-            )
-            return list(loaded.genres), result
+            report(ev.Message(f"Classifying {source} with {name}{where}…"))
+            args = ([source], loaded, settings, app.workspace, settings.query.max_items, report, cancel)
+            if on_ray:
+                from genre_erkennung.core.cluster import query_on_ray
+
+                return list(loaded.genres), query_on_ray(*args)
+            return list(loaded.genres), predict.query(*args)
 
         if self.start_job(work, self._answered, f"Loading model {name}…"):
             self._live, self._live_source = [], ""
