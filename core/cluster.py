@@ -41,7 +41,8 @@ def _ray() -> ModuleType:
         import ray
     except ImportError:
         raise ToolMissing(
-            "cluster.engine = ray needs Ray: pip install 'genre-erkennung[cluster]' (or use --engine local)"
+            "cluster.engine = ray needs Ray: pip install 'genre-erkennung[cluster]', or use the local engine "
+            "(--engine local)"
         ) from None
     return ray
 

@@ -117,6 +117,16 @@ def test_extraction_pane(snap_compare, size: tuple[int, int]) -> None:
     assert snap_compare(snapshot_app(), terminal_size=size, run_before=run_before)
 
 
+def test_extraction_pane_ray_engine(snap_compare) -> None:
+    """The engine row with ray chosen (by keys) and an address typed: the address box enabled."""
+
+    async def run_before(pilot) -> None:
+        await with_dataset(pilot)
+        await pilot.press("2", "e", "enter", "down", "enter", "tab", *"10.0.0.1:6390", "escape")
+
+    assert snap_compare(snapshot_app(), terminal_size=SIZES[0], run_before=run_before)
+
+
 def fake_train_result() -> SimpleNamespace:
     confusion = pd.DataFrame(
         [[7, 1, 0, 0], [0, 8, 0, 0], [1, 0, 5, 2], [0, 0, 1, 7]], index=GENRES, columns=GENRES
