@@ -13,8 +13,10 @@ only when this engine runs.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import os
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -56,6 +58,7 @@ def connected(cs: ClusterSettings) -> Iterator[ModuleType]:
         yield ray
         return
     _check_reachable(cs.address)
+    _fault_handler()
     try:
         ray.init(
             address=cs.address or None,
@@ -74,6 +77,16 @@ def connected(cs: ClusterSettings) -> Iterator[ModuleType]:
         yield ray
     finally:
         ray.shutdown()
+
+
+def _fault_handler() -> None:
+    """Enable faulthandler on the process's real stderr before Ray does it on `sys.stderr`: Ray
+    tolerates only io.UnsupportedOperation there, and a UI that captures stderr (Textual's
+    capture has fileno -1) made `ray.init` fail with ValueError in `genre tui`."""
+    if faulthandler.is_enabled():
+        return
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        faulthandler.enable(file=sys.__stderr__, all_threads=False)
 
 
 def _check_reachable(address: str) -> None:
