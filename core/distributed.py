@@ -108,11 +108,13 @@ class _DDP(nn.parallel.DistributedDataParallel):
 
 
 def wrap(model: nn.Module) -> nn.Module:
-    """The model behind DDP in a distributed run (DDP broadcasts rank 0's weights first)."""
+    """The model behind DDP in a distributed run (DDP broadcasts rank 0's weights first). The
+    models hold no buffers (no batch norm), so DDP's buffer syncing, left at its default, moves
+    nothing; naming it (`broadcast_buffers`) only earns a FutureWarning from torch >= 2.13."""
     if _world.size == 1:
         return model
     ids = [_world.local_rank] if _world.backend == "nccl" else None
-    return _DDP(model, device_ids=ids, broadcast_buffers=False)
+    return _DDP(model, device_ids=ids)
 
 
 def shard(order: torch.Tensor) -> torch.Tensor:

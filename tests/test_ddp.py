@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_dataset, run_genre
+from conftest import make_dataset, refused_port, run_genre
 
 from genre_erkennung.core import config, dataset, registry
 from genre_erkennung.core.extract import extract
@@ -72,6 +72,33 @@ def test_two_processes_train_one_model(extracted: tuple[Path, Path, Path]) -> No
     again = evaluate(probs, data.test.labels.numpy(), data.test.songs.numpy(), c.genres).to_json()
     for key in ("chunks", "songs", "chunk_accuracy", "song_accuracy"):
         assert again[key] == card["metrics"][key], key
+
+
+@pytest.mark.slow
+def test_two_torchrun_nodes_train_one_model(extracted: tuple[Path, Path, Path]) -> None:
+    """The README's command across nodes, run as written on one machine: two torchrun agents
+    (one process each) meet at a c10d rendezvous and train one model."""
+    ds, cfg, ws = extracted
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [torchrun, "--nnodes=2", "--nproc-per-node=1", "--rdzv-backend=c10d"]
+    cmd += [f"--rdzv-endpoint=127.0.0.1:{refused_port()}", "-m", "genre_erkennung", "train"]
+    cmd += ["--dataset", ds, "--workspace", ws, "--config", cfg, "--name", "nodes"]
+    nodes = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in "01"]
+    try:
+        logs = [node.communicate(timeout=300)[1] for node in nodes]
+    finally:
+        for node in nodes:
+            if node.poll() is None:
+                for pid in _tree(node.pid):
+                    os.kill(pid, signal.SIGKILL)
+                node.wait()
+    assert [node.returncode for node in nodes] == [0, 0], logs
+    assert "".join(logs).count("saved model nodes") == 1  # rank 0 alone reports
+    assert "weights identical on all 2 ranks" in "".join(logs)
+    assert [p.name for p in (ws / "models").iterdir() if p.name.startswith("nodes")] == ["nodes"]
+    card = _card(ws, "nodes")
+    assert card["training"]["distributed"] == {"world_size": 2, "backend": "gloo"}
+    assert card["status"] == "complete"
 
 
 def _tree(root: int) -> list[int]:
