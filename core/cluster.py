@@ -83,10 +83,11 @@ def _fault_handler() -> None:
     """Enable faulthandler on the process's real stderr before Ray does it on `sys.stderr`: Ray
     tolerates only io.UnsupportedOperation there, and a UI that captures stderr (Textual's
     capture has fileno -1) made `ray.init` fail with ValueError in `genre tui`."""
-    if faulthandler.is_enabled():
+    stderr = sys.__stderr__
+    if faulthandler.is_enabled() or stderr is None:
         return
-    with contextlib.suppress(AttributeError, OSError, ValueError):
-        faulthandler.enable(file=sys.__stderr__, all_threads=False)
+    with contextlib.suppress(OSError, ValueError):  # no usable descriptor: Ray's own try decides
+        faulthandler.enable(file=stderr, all_threads=False)
 
 
 def _check_reachable(address: str) -> None:
