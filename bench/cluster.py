@@ -38,7 +38,7 @@ def _ray_start(cpus: int) -> float:
     import ray
 
     started = time.perf_counter()
-    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
 
     @ray.remote(num_cpus=1)
     def warm() -> int:

@@ -61,7 +61,7 @@ def connected(cs: ClusterSettings) -> Iterator[ModuleType]:
     _fault_handler()
     try:
         ray.init(
-            address=cs.address or None,
+            address=cs.address or "local",  # None would join any `ray start` cluster found here
             include_dashboard=False,
             log_to_driver=False,
             configure_logging=False,

@@ -18,6 +18,8 @@ from test_tui import make_app, sync, text_of, tiny_settings, until
 from textual.widgets import DataTable, Input, Select
 
 from genre_erkennung.core import dataset, predict, registry
+from genre_erkennung.core.cluster import connected
+from genre_erkennung.core.config import ClusterSettings
 from genre_erkennung.core.store import store_for
 from genre_erkennung.core.workspace import Workspace
 from genre_erkennung.tui.panes.messages import ModelSaved
@@ -157,6 +159,11 @@ async def test_the_panes_extract_and_query_a_folder_on_a_ray_cluster(small_ds: P
             assert "2 songs classified" in text_of(app, "#query-status")
             here = predict.query([str(folder)], registry.load(ws, "tiny"), settings, ws)
             assert [s.to_json() for _, s in query.recent] == [r.to_json() for r in here.results]
+
+        # No address means a Ray instance of its own, even with this cluster's address on record
+        # in /tmp/ray (where a bare ray.init() would join it).
+        with connected(ClusterSettings(engine="ray")) as joined:
+            assert joined.get_runtime_context().gcs_address != cluster.address
     finally:
         cluster.shutdown()
         if enabled and not faulthandler.is_enabled():
