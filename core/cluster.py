@@ -108,12 +108,15 @@ _backends: dict[str, Any] = {}
 
 
 def _backend(settings: Settings) -> Any:
-    """One feature backend per worker process and feature config (built once, reused by tasks)."""
-    from .features import get_backend
+    """One feature backend per worker process and feature config (built once, reused by tasks),
+    with one math thread as a local extraction worker has (the task's ffmpeg decodes beside it;
+    on the CPU the native math is numpy, so a task imports no torch)."""
+    from .features import get_backend, one_math_thread
 
     key = repr(settings.features)
     if key not in _backends:
         _backends[key] = get_backend(settings.features)
+        one_math_thread(_backends[key])
     return _backends[key]
 
 
@@ -140,12 +143,10 @@ def song_task(source: str, size: int, data: bytes | None, settings: Settings, in
 
     if data is None and not _visible(Path(source), size):
         return "need-bytes", None
-    import torch
-
-    torch.set_num_threads(max(1, int(settings.cluster.task_cpus)))
+    backend = _backend(settings)
     with _local_copy(source, data) as path:
         try:
-            return "done", compute_song(path, settings, _backend(settings), info=info, source=source)
+            return "done", compute_song(path, settings, backend, info=info, source=source)
         except AudioError as exc:
             return "bad-song", str(exc).removeprefix(f"{path}: ")
 
