@@ -151,6 +151,16 @@ def song_task(source: str, size: int, data: bytes | None, settings: Settings, in
             return "bad-song", str(exc).removeprefix(f"{path}: ")
 
 
+def _check_backend(settings: Settings) -> None:
+    """The musicnn backend reads its weights from the workspace, which workers need not see:
+    one line before Ray starts, not one failure per song."""
+    if settings.features.backend == "musicnn":
+        raise GenreError(
+            "the musicnn backend does not run on Ray (its weights live in the workspace, which "
+            "workers need not see): use --engine local (cluster.engine = local)"
+        )
+
+
 def _visible(path: Path, size: int) -> bool:
     try:
         return path.stat().st_size == size
@@ -182,6 +192,7 @@ def extract_on_ray(
     """
     from .extract import settle, song_info
 
+    _check_backend(settings)
     cs = settings.cluster
     with connected(cs) as ray:
         remote = ray.remote(song_task).options(
@@ -402,6 +413,7 @@ def _query(
             return None
         return e
 
+    _check_backend(settings)
     cs = settings.cluster
     files = {name: (loaded.path / name).read_bytes() for name in (CARD, WEIGHTS)}
     classified: dict[int, Any] = {}

@@ -202,6 +202,15 @@ def test_a_folder_query_on_the_cluster_agrees_with_a_local_one(
     assert sorted(arrived) == sorted(r.source for r in here.results) and len(arrived) == 2
 
 
+def test_the_musicnn_backend_on_ray_is_one_line_before_ray_starts(ds_root: Path, tmp_path: Path) -> None:
+    from genre_erkennung.core.errors import GenreError
+
+    s = _settings("ray")
+    s.features.backend = "musicnn"
+    with pytest.raises(GenreError, match="the musicnn backend does not run on Ray"):
+        extract(dataset.scan(ds_root).songs, s, Workspace(tmp_path / "ws"))
+
+
 def test_the_cli_starts_without_ray() -> None:
     code = "import sys; from genre_erkennung.tui.cli import app; print('ray' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
