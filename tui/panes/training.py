@@ -333,8 +333,12 @@ class TrainingPane(JobPane):
         if ensemble := getattr(card, "ensemble", None):
             each = ensemble.song_accuracies()
             parts += [(f"\n{len(each)} members ", "dim"), f"{_pct(min(each))}-{_pct(max(each))}"]
-        if warning := card.baseline_warning():
-            parts += ["\n", (warning.removeprefix("warning: "), tone(self, "text-warning"))]
+        if card.baseline_warning():  # the short form: the pane is narrow
+            gain = 100 * (m.song_accuracy - card.baseline.song_accuracy)
+            parts += [
+                "\n",
+                (f"not clearly above the baseline ({gain:+.0f} points)", tone(self, "text-warning")),
+            ]
         self.query_one("#train-result", Static).update(Text.assemble(*parts))
 
     def _fill_confusion(self, genres: list[str], counts: list[list[int]]) -> None:
