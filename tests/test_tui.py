@@ -263,8 +263,9 @@ async def test_extraction_failures_are_listed_with_reasons(tmp_path: Path) -> No
 
 @sync
 async def test_quit_mid_extraction_leaves_the_store_whole(tmp_path: Path) -> None:
-    # long enough songs that one worker is still busy when q arrives, even on an idle machine
-    root = make_dataset(tmp_path / "ds", GENRES, per_split=(3, 2), seconds=120.0)
+    # long enough songs that one worker is still busy when q arrives, even on an idle machine:
+    # the numpy math extracts 10 two-minute songs in about 2 s, so these are eight minutes long
+    root = make_dataset(tmp_path / "ds", GENRES, per_split=(3, 2), seconds=480.0)
     settings = tiny_settings(root, tmp_path / "ws")
     settings.extraction.workers = 1
     folder = tmp_path / "ws" / "features" / config_key(settings)
