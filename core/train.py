@@ -4,7 +4,9 @@ The test split is touched only by the final evaluation: early stopping watches a
 TRAINING songs, split by song. On the CPU a run is repeatable for a given seed and thread count,
 and a resumed run continues exactly where the stopped one left off: weights, optimizer, RNG
 states and counters all go into the checkpoint after every epoch (see checkpoint.py; what a run
-trains on is planned in plan.py).
+trains on is planned in plan.py). An ensemble (`training.ensemble`) trains its members one after
+another, each on its own seed and validation songs, keeps each finished member beside the
+checkpoint, and is scored and saved as one model whose output averages the members'.
 """
 
 from __future__ import annotations
