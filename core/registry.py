@@ -250,7 +250,7 @@ def _info(folder: Path) -> ModelInfo:
         return info
     info.created, info.status = card.created, card.status
     info.kind, info.genres = card.architecture.kind, card.genres
-    if ensemble := getattr(card, "ensemble", None):
+    if ensemble := card.ensemble:
         info.kind += f" x{len(ensemble.members)}"
     info.song_accuracy = card.metrics.song_accuracy
     info.baseline_song_accuracy = card.baseline.song_accuracy

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ..card import (
     CLEAR_MARGIN,
@@ -78,6 +78,7 @@ class HeadCard:
     weights: Weights | None = None
     calibration: Calibration | None = None  # None: probabilities are the raw softmax
     format_version: int = FORMAT_VERSION
+    ensemble: ClassVar[None] = None  # a head is one network (read where any card is shown)
 
     @property
     def temperature(self) -> float:

@@ -53,7 +53,7 @@ def metrics_tables(card: ModelCard) -> list[Table]:
         cells = (Text(str(c), style="bold green" if i == j else "") for j, c in enumerate(counts))
         confusion.add_row(g, *cells)
     tables = [summary, per_genre, confusion]
-    return tables if getattr(card, "ensemble", None) is None else [members_table(card), *tables]
+    return tables if card.ensemble is None else [members_table(card), *tables]
 
 
 def members_table(card: ModelCard) -> Table:
@@ -110,7 +110,7 @@ def _network_and_input(card: ModelCard | HeadCard) -> tuple[str, str]:
 def _card_table(card: ModelCard | HeadCard) -> Table:
     t, s, ds = card.training, card.settings, card.dataset
     network, reads = _network_and_input(card)
-    ensemble = getattr(card, "ensemble", None)
+    ensemble = card.ensemble
     runs = (
         f"best epoch {t.best_epoch} of {t.epochs_run}"
         if ensemble is None

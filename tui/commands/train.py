@@ -209,12 +209,11 @@ def train(
         common.out.print(scores)
     if warning := result.card.baseline_warning():
         common.out.print(Text(warning, style="bold yellow"))
-    t, ensemble = result.card.training, getattr(result.card, "ensemble", None)
+    t, trained = result.card.training, result.card.ensemble
     runs = f"best epoch {t.best_epoch} of {t.epochs_run}"
-    if ensemble is not None:
-        runs = f"{len(ensemble.members)} members, epochs " + ", ".join(
-            str(m.epochs_run) for m in ensemble.members
-        )
+    if trained is not None:
+        each = ", ".join(str(m.epochs_run) for m in trained.members)
+        runs = f"{len(trained.members)} members, epochs {each}"
     common.err.print(
         f"saved model {result.name} to {result.path} "
         f"({runs}; {common.stop_reason(t.stopped)}; {t.seconds:.0f} s)"

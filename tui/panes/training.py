@@ -291,7 +291,7 @@ class TrainingPane(JobPane):
         chart = self.query_one("#train-chart", TrainingChart)
         chart.clear_history()
         nan = float("nan")
-        ensemble = getattr(card, "ensemble", None)  # a musicnn head's card has none
+        ensemble = card.ensemble
         members = len(ensemble.members) if ensemble else 1
         for h in card.history:
             val_loss = nan if h.val_loss is None else h.val_loss
@@ -330,7 +330,7 @@ class TrainingPane(JobPane):
             ("\nbaseline (songs) ", "dim"),
             _pct(card.baseline.song_accuracy),
         ]
-        if ensemble := getattr(card, "ensemble", None):
+        if ensemble := card.ensemble:
             each = ensemble.song_accuracies()
             parts += [(f"\n{len(each)} members ", "dim"), f"{_pct(min(each))}-{_pct(max(each))}"]
         if card.baseline_warning():  # the short form: the pane is narrow
