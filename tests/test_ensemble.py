@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import train_helpers
 from safetensors.torch import load_file
 from train_helpers import make_dataset
 
@@ -26,9 +26,7 @@ from genre_erkennung.core.workspace import Workspace
 
 
 def settings(**training: object) -> Settings:
-    s = Settings()
-    s.training = dataclasses.replace(s.training, **{"epochs": 4, "threads": 1, "ensemble": 3, **training})
-    return s
+    return train_helpers.settings(**{"epochs": 4, "ensemble": 3, **training})
 
 
 def test_an_ensemble_saves_loads_and_averages_its_members(tmp_path: Path) -> None:

@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from train_helpers import make_dataset
+from train_helpers import make_dataset, settings
 
 from genre_erkennung.core import registry, tensors
-from genre_erkennung.core.config import Settings
 from genre_erkennung.core.device import pick_device
 from genre_erkennung.core.errors import Cancelled, GenreError
 from genre_erkennung.core.events import EpochEnd, Event, Message
@@ -23,12 +22,6 @@ from genre_erkennung.core.run import Run, RunState
 from genre_erkennung.core.threads import measure_threads
 from genre_erkennung.core.train import fit, train
 from genre_erkennung.core.workspace import Workspace
-
-
-def settings(**training: object) -> Settings:
-    s = Settings()
-    s.training = dataclasses.replace(s.training, **{"epochs": 6, "threads": 1, **training})
-    return s
 
 
 def test_training_learns_and_two_runs_agree(tmp_path: Path) -> None:

@@ -6,15 +6,24 @@ genres from a few dozen chunks in a few epochs on the CPU.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
 import numpy as np
 
+from genre_erkennung.core.config import Settings
 from genre_erkennung.core.dataset import Dataset, Song
 from genre_erkennung.core.store import Entry, FeatureStore
 
 FRAMES = (40, 80)  # the shortest chunks the merged model accepts, rounded up: fast tests
+
+
+def settings(**training: object) -> Settings:
+    """Built-in settings with a short, single-threaded (so repeatable) training run."""
+    s = Settings()
+    s.training = dataclasses.replace(s.training, **{"epochs": 6, "threads": 1, **training})
+    return s
 
 
 def features(
